@@ -1,0 +1,3 @@
+/* Licensed under the Apache License, Version 2.0. */
+
+#include "cr_key.h"

@@ -1,0 +1,39 @@
+/* Licensed under the Apache License, Version 2.0. */
+
+/*
+ * cr_ratestore.h: where rate-limit state lives (httpd glue).  "shm" keeps
+ * it in shared memory on this host; "memcache://" and "redis://" share it
+ * between hosts.  Backends sit behind one vtable picked by
+ * ClawdRouterRateStore.
+ */
+#ifndef CR_RATESTORE_H
+#define CR_RATESTORE_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "cr_rate.h"
+
+/* Directive handlers (RSRC_CONF, main server). */
+const char *cr_ratestore_cmd_store(cmd_parms *cmd, void *dummy,
+                                   const char *arg);
+const char *cr_ratestore_cmd_failure(cmd_parms *cmd, void *dummy,
+                                     const char *arg);
+
+/* Further directives of the rate store, spliced into the module's
+ * command table. */
+#define CR_RATESTORE_COMMANDS /* none yet */
+
+/* Hook bodies, called from mod_clawdrouter.c's hooks. */
+int cr_ratestore_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                            apr_pool_t *ptemp);
+int cr_ratestore_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                             apr_pool_t *ptemp, server_rec *s);
+void cr_ratestore_child_init(apr_pool_t *p, server_rec *s);
+
+/* Decide one request of the key key_id (limit rpm > 0).  APR_SUCCESS with
+ * *result filled; any other status means the shared store could not be
+ * asked (the caller applies ClawdRouterRateStoreFailure). */
+apr_status_t cr_ratestore_take(request_rec *r, const char *key_id,
+                               apr_int64_t rpm, cr_rate_result_t *result);
+
+#endif /* CR_RATESTORE_H */
