@@ -39,6 +39,25 @@ cr_json_t *cr_json_parse_stream(apr_pool_t *p, cr_json_read_fn read_fn,
                                 void *baton, unsigned int flags,
                                 const char **err);
 
+/* The same, also telling why a parse failed (for callers that answer
+ * differently, e.g. to a repeated member); kind may be NULL. */
+typedef enum {
+    CR_JSON_ERR_NONE = 0,
+    CR_JSON_ERR_SYNTAX,        /* not JSON: bad token, bad UTF-8, NUL, truncated */
+    CR_JSON_ERR_TRAILING,      /* a value followed by more than whitespace */
+    CR_JSON_ERR_DUPLICATE,     /* repeated member (CR_JSON_REJECT_DUPLICATES) */
+    CR_JSON_ERR_TOO_DEEP,      /* nesting beyond the parser's depth limit */
+    CR_JSON_ERR_READ,          /* the read callback reported an error */
+    CR_JSON_ERR_OTHER          /* out of memory and the like */
+} cr_json_error_e;
+
+cr_json_t *cr_json_parse_ex(apr_pool_t *p, const char *data, apr_size_t len,
+                            unsigned int flags, const char **err,
+                            cr_json_error_e *kind);
+cr_json_t *cr_json_parse_stream_ex(apr_pool_t *p, cr_json_read_fn read_fn,
+                                   void *baton, unsigned int flags,
+                                   const char **err, cr_json_error_e *kind);
+
 cr_json_t *cr_json_new_object(apr_pool_t *p);
 cr_json_t *cr_json_new_array(apr_pool_t *p);
 
