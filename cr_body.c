@@ -1,3 +1,175 @@
 /* Licensed under the Apache License, Version 2.0. */
 
+/*
+ * cr_body.c: is a request body a JSON object with a usable "model"?
+ * (SPEC section 4.3).  Only reads the body; the gateway forwards the bytes
+ * it received unchanged.
+ */
+
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+
 #include "cr_body.h"
+
+/* Classify a parse result and the "model"/"stream" members. */
+static cr_body_status_e examine(apr_pool_t *p, cr_json_t *doc,
+                                const char *err, cr_json_error_e kind,
+                                cr_body_info_t *info)
+{
+    cr_json_t *model, *stream;
+    const char *name;
+
+    if (doc == NULL) {
+        switch (kind) {
+        case CR_JSON_ERR_DUPLICATE:
+            info->detail = apr_pstrcat(p, "The request body is not accepted: ",
+                                       err, ".", NULL);
+            return CR_BODY_DUPLICATE_MEMBER;
+        case CR_JSON_ERR_READ:
+            info->detail = "The request body could not be read.";
+            return CR_BODY_READ_ERROR;
+        default:
+            info->detail = apr_pstrcat(p, "The request body is not valid JSON: ",
+                                       err ? err : "parse error", ".", NULL);
+            return CR_BODY_INVALID_JSON;
+        }
+    }
+
+    if (cr_json_type(doc) != CR_JSON_OBJECT) {
+        info->detail = "The request body must be a JSON object.";
+        return CR_BODY_NOT_OBJECT;
+    }
+
+    stream = cr_json_get(p, doc, "stream");
+    info->stream = cr_json_is_true(stream);
+
+    model = cr_json_get(p, doc, "model");
+    if (model == NULL) {
+        info->detail = "The request body has no \"model\" member.";
+        return CR_BODY_NO_MODEL;
+    }
+    name = cr_json_string(p, model);
+    if (name == NULL) {
+        info->detail = "The \"model\" member must be a string.";
+        return CR_BODY_MODEL_NOT_STRING;
+    }
+    if (name[0] == '\0') {
+        info->detail = "The \"model\" member must not be empty.";
+        return CR_BODY_MODEL_NOT_STRING;
+    }
+    if (strlen(name) > CR_BODY_MAX_MODEL_LEN) {
+        info->detail = apr_psprintf(p, "The \"model\" member is longer than "
+                                    "%d bytes.", CR_BODY_MAX_MODEL_LEN);
+        return CR_BODY_MODEL_NOT_STRING;
+    }
+    info->model = name;
+    return CR_BODY_OK;
+}
+
+static void info_reset(cr_body_info_t *info)
+{
+    info->model = NULL;
+    info->stream = 0;
+    info->detail = NULL;
+}
+
+cr_body_status_e cr_body_inspect(apr_pool_t *p, const char *data,
+                                 apr_size_t len, cr_body_info_t *info)
+{
+    cr_json_t *doc;
+    const char *err = NULL;
+    cr_json_error_e kind;
+
+    info_reset(info);
+    if (data == NULL || len == 0) {
+        info->detail = "The request body is empty; a JSON object is expected.";
+        return CR_BODY_EMPTY;
+    }
+    doc = cr_json_parse_ex(p, data, len, CR_JSON_REJECT_DUPLICATES, &err,
+                           &kind);
+    return examine(p, doc, err, kind, info);
+}
+
+typedef struct {
+    cr_json_read_fn read_fn;
+    void *baton;
+    apr_size_t total;
+} counting_reader;
+
+/* Pass reads through, counting bytes, to tell an empty body from a
+ * truncated one. */
+static apr_size_t count_read(void *buf, apr_size_t len, void *baton)
+{
+    counting_reader *reader = baton;
+    apr_size_t n = reader->read_fn(buf, len, reader->baton);
+
+    if (n != (apr_size_t)-1) {
+        reader->total += n;
+    }
+    return n;
+}
+
+cr_body_status_e cr_body_inspect_stream(apr_pool_t *p, cr_json_read_fn read_fn,
+                                        void *baton, cr_body_info_t *info)
+{
+    counting_reader reader;
+    cr_json_t *doc;
+    const char *err = NULL;
+    cr_json_error_e kind;
+
+    info_reset(info);
+    reader.read_fn = read_fn;
+    reader.baton = baton;
+    reader.total = 0;
+    doc = cr_json_parse_stream_ex(p, count_read, &reader,
+                                  CR_JSON_REJECT_DUPLICATES, &err, &kind);
+    if (doc == NULL && kind != CR_JSON_ERR_READ && reader.total == 0) {
+        info->detail = "The request body is empty; a JSON object is expected.";
+        return CR_BODY_EMPTY;
+    }
+    return examine(p, doc, err, kind, info);
+}
+
+int cr_body_content_type_is_json(const char *content_type)
+{
+    const char *start, *end, *slash;
+    apr_size_t len;
+
+    if (content_type == NULL) {
+        return 1;
+    }
+    start = content_type;
+    while (apr_isspace(*start)) {
+        start++;
+    }
+    if (*start == '\0') {
+        return 1;
+    }
+    /* The media type is everything before the parameters. */
+    end = strchr(start, ';');
+    if (end == NULL) {
+        end = start + strlen(start);
+    }
+    while (end > start && apr_isspace(end[-1])) {
+        end--;
+    }
+    len = end - start;
+
+    if (len == sizeof("application/json") - 1
+        && strncasecmp(start, "application/json", len) == 0) {
+        return 1;
+    }
+    /* application/<anything>+json, e.g. application/vnd.api+json */
+    slash = memchr(start, '/', len);
+    if (slash != NULL
+        && (apr_size_t)(slash - start) == sizeof("application") - 1
+        && strncasecmp(start, "application", slash - start) == 0
+        && (apr_size_t)(end - slash - 1) > sizeof("+json") - 1
+        && strncasecmp(end - (sizeof("+json") - 1), "+json",
+                       sizeof("+json") - 1) == 0) {
+        return 1;
+    }
+    return 0;
+}
