@@ -52,6 +52,9 @@ apr_status_t cr_key_new_id(apr_pool_t *p, const char **id);
 /* Lower-case hex SHA-256 of the key (OpenSSL EVP). NULL on failure. */
 const char *cr_key_hash(apr_pool_t *p, const char *key);
 
+/* Is id "key_" followed by exactly 16 base62 characters? */
+int cr_key_id_wellformed(const char *id);
+
 /* Record <-> JSON.  parse returns NULL and sets *err on a bad record. */
 cr_key_record_t *cr_key_record_parse(apr_pool_t *p, const char *json,
                                      apr_size_t len, const char **err);

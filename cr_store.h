@@ -32,6 +32,10 @@ apr_status_t cr_store_open(apr_pool_t *p, const char *spec, int writable,
                            apr_size_t errlen);
 void cr_store_close(cr_store_t *store);
 
+/* A one-line reason for the last failure of fetch, put or list on this
+ * store (never NULL; never contains a key). */
+const char *cr_store_last_error(const cr_store_t *store);
+
 /* APR_SUCCESS with *rec set; APR_NOTFOUND; another status if the store or
  * the record is unusable. */
 apr_status_t cr_store_fetch_by_hash(cr_store_t *store, apr_pool_t *p,
