@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install what building, the demo and the tests need on Debian 12, if it is
+# missing.  Only apache2-bin (binaries and modules) is installed, not the
+# apache2 package: no system Apache service is set up or started.
+set -eu
+
+PACKAGES="build-essential autoconf automake libtool pkg-config
+apache2-bin apache2-dev apache2-utils libapr1-dev libaprutil1-dev
+libjansson-dev libssl-dev check
+python3 python3-pytest
+memcached redis-server
+chromium wrk valgrind clang cppcheck clang-tidy
+curl ca-certificates"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+# Node.js (>= 18) for the SDK and browser tests; Debian's if none is there.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then
+    SUDO="sudo"
+fi
+if [ -n "$missing" ]; then
+    echo "install-deps: installing:$missing"
+    $SUDO apt-get update -q
+    # The tests start their own memcached and Redis on spare ports and
+    # never use a system service.
+    DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y -q --no-install-recommends $missing
+fi
+exit 0
