@@ -1,0 +1,441 @@
+# Licensed under the Apache License, Version 2.0.
+"""A mock LLM provider: answers the OpenAI and Anthropic APIs like the real
+ones (JSON shapes the official SDKs accept, server-sent events for
+"stream": true), records every request it receives and counts the TCP
+connections it accepts.
+
+Behaviour can be steered per request with headers the gateway passes
+through (client headers reach the upstream unchanged):
+
+  X-Mock-Status: N        answer with status N and a provider-style error body
+  X-Mock-Delay: SECONDS   sleep before answering (to provoke a proxy timeout)
+  X-Mock-Close: 1         close the connection without answering
+  X-Mock-Event-Delay: S   seconds between streamed events (default 0, or 0.25
+                          when the model name contains "slow")
+
+or for every request with MockUpstream.set_behaviour(...).
+"""
+
+import hashlib
+import json
+import socket
+import socketserver
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+
+class RecordedRequest:
+    """One request as the upstream saw it."""
+
+    def __init__(self, method, target, headers, body, conn_id, received_at):
+        self.method = method
+        self.target = target                  # raw request target
+        parts = urlsplit(target)
+        self.path = parts.path
+        self.query = parts.query
+        self.header_list = headers            # [(name, value)] in order
+        self.headers = _CIDict(headers)       # case-insensitive, last wins
+        self.body = body                      # bytes, de-chunked
+        self.conn_id = conn_id
+        self.received_at = received_at
+        self.chunked = False
+
+    @property
+    def sha256(self):
+        return hashlib.sha256(self.body).hexdigest()
+
+    def json(self):
+        return json.loads(self.body)
+
+    def header_values(self, name):
+        name = name.lower()
+        return [v for k, v in self.header_list if k.lower() == name]
+
+    def __repr__(self):
+        return "<RecordedRequest %s %s %d bytes>" % (self.method, self.target,
+                                                      len(self.body))
+
+
+class _CIDict(dict):
+    def __init__(self, pairs):
+        super().__init__()
+        for k, v in pairs:
+            super().__setitem__(k.lower(), v)
+
+    def __getitem__(self, k):
+        return super().__getitem__(k.lower())
+
+    def get(self, k, default=None):
+        return super().get(k.lower(), default)
+
+    def __contains__(self, k):
+        return super().__contains__(k.lower())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, mock):
+        self.mock = mock
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request, client_address):
+        with self.mock._lock:
+            self.mock.connections += 1
+            self.mock._open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.mock._lock:
+            self.mock._open_sockets.discard(request)
+        super().shutdown_request(request)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "MockLLM/1.0"
+    timeout = 60
+
+    def log_message(self, fmt, *args):  # keep pytest output clean
+        pass
+
+    def setup(self):
+        super().setup()
+        self.conn_id = id(self.connection)
+
+    # every method goes through one dispatcher
+    def do_POST(self):
+        self._serve()
+
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_POST
+
+    def _read_body(self):
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            data = bytearray()
+            while True:
+                line = self.rfile.readline(65537)
+                if not line:
+                    raise ConnectionError("eof in chunked body")
+                size = int(line.split(b";", 1)[0].strip(), 16)
+                if size == 0:
+                    # trailers up to the empty line
+                    while True:
+                        t = self.rfile.readline(65537)
+                        if t in (b"\r\n", b"\n", b""):
+                            break
+                    return bytes(data), True
+                chunk = self.rfile.read(size)
+                if len(chunk) != size:
+                    raise ConnectionError("eof in chunk")
+                data += chunk
+                self.rfile.readline(3)  # CRLF after the chunk
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise ConnectionError("eof in body")
+        return body, False
+
+    def _serve(self):
+        mock = self.server.mock
+        try:
+            body, chunked = self._read_body()
+        except (ConnectionError, ValueError):
+            self.close_connection = True
+            return
+        rec = RecordedRequest(self.command, self.path,
+                              list(self.headers.items()), body, self.conn_id,
+                              time.monotonic())
+        rec.chunked = chunked
+        with mock._lock:
+            mock.requests.append(rec)
+            behaviour = dict(mock._behaviour)
+        hdr = rec.headers
+
+        def knob(name, default=None):
+            v = hdr.get("X-Mock-" + name)
+            return v if v is not None else behaviour.get(name.lower(), default)
+
+        if str(knob("Close", "")) in ("1", "true", "True"):
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        delay = float(knob("Delay", 0) or 0)
+        if delay:
+            time.sleep(delay)
+        status = int(knob("Status", 0) or 0)
+        handler = behaviour.get("handler")
+        if handler is not None:
+            answer = handler(rec)
+            if answer is not None:
+                st, headers, payload = answer
+                self._send(st, headers, payload)
+                return
+        path = rec.path.rstrip("/")
+        if status:
+            self._send_error(path, status)
+            return
+        model = None
+        stream = False
+        if body:
+            try:
+                doc = json.loads(body)
+                if isinstance(doc, dict):
+                    model = doc.get("model")
+                    stream = doc.get("stream") is True
+            except ValueError:
+                pass
+        model = model if isinstance(model, str) else "unknown-model"
+        ev_delay = knob("Event-Delay", None)
+        if ev_delay is None:
+            ev_delay = 0.25 if "slow" in model else 0.0
+        ev_delay = float(ev_delay)
+        if path.endswith("/chat/completions"):
+            if stream:
+                self._stream(rec, _openai_events(model), ev_delay)
+            else:
+                self._send_json(200, _openai_completion(model))
+        elif path.endswith("/messages/count_tokens"):
+            self._send_json(200, {"input_tokens": 12})
+        elif path.endswith("/messages"):
+            if stream:
+                self._stream(rec, _anthropic_events(model), ev_delay)
+            else:
+                self._send_json(200, _anthropic_message(model))
+        elif path.endswith("/models") and self.command == "GET":
+            self._send_json(200, {"object": "list", "data": [
+                {"id": "gpt-4o-mini", "object": "model", "created": 0,
+                 "owned_by": "mock"}]})
+        else:
+            # any other endpoint: echo what arrived, so tests can see it
+            self._send_json(200, {"object": "mock.echo", "method": self.command,
+                                  "path": rec.path, "query": rec.query,
+                                  "body_sha256": rec.sha256})
+
+    def _send(self, status, headers, payload):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+        self.wfile.flush()
+
+    def _send_json(self, status, doc):
+        self._send(status, [("Content-Type", "application/json"),
+                            ("X-Mock-Upstream", "1")],
+                   json.dumps(doc).encode())
+
+    def _send_error(self, path, status):
+        if path.endswith("/messages") or path.endswith("/count_tokens"):
+            etype = {400: "invalid_request_error", 401: "authentication_error",
+                     403: "permission_error", 404: "not_found_error",
+                     429: "rate_limit_error", 529: "overloaded_error"}.get(
+                         status, "api_error")
+            doc = {"type": "error", "error": {"type": etype,
+                                              "message": "mock error %d" % status}}
+        else:
+            doc = {"error": {"message": "mock error %d" % status,
+                             "type": "server_error" if status >= 500
+                             else "invalid_request_error",
+                             "param": None, "code": "mock_%d" % status}}
+        self._send_json(status, doc)
+
+    def _stream(self, rec, events, delay):
+        mock = self.server.mock
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("X-Mock-Upstream", "1")
+        self.end_headers()
+        self.wfile.flush()
+        for i, ev in enumerate(events):
+            if i and delay:
+                time.sleep(delay)
+            data = ev.encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+            with mock._lock:
+                mock.events_sent.append((rec, i, time.monotonic()))
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+        with mock._lock:
+            mock.streams_done.append((rec, time.monotonic()))
+
+
+def _openai_completion(model):
+    return {
+        "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello from the mock.",
+                        "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 5,
+                  "total_tokens": 14},
+        "system_fingerprint": "fp_mock",
+    }
+
+
+STREAM_WORDS = ["Hello", " from", " the", " mock", "."]
+
+
+def _openai_events(model):
+    cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+    created = int(time.time())
+
+    def chunk(delta, finish=None):
+        return "data: " + json.dumps({
+            "id": cid, "object": "chat.completion.chunk", "created": created,
+            "model": model, "system_fingerprint": "fp_mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                         "finish_reason": finish}]}) + "\n\n"
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": w}) for w in STREAM_WORDS]
+    events.append(chunk({}, "stop"))
+    events.append("data: [DONE]\n\n")
+    return events
+
+
+def _anthropic_message(model):
+    return {
+        "id": "msg_" + uuid.uuid4().hex[:24],
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "Hello from the mock."}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 9, "output_tokens": 5},
+    }
+
+
+def _anthropic_events(model):
+    def ev(name, doc):
+        return "event: %s\ndata: %s\n\n" % (name, json.dumps(doc))
+
+    msg = _anthropic_message(model)
+    msg["content"] = []
+    msg["stop_reason"] = None
+    msg["usage"] = {"input_tokens": 9, "output_tokens": 1}
+    events = [ev("message_start", {"type": "message_start", "message": msg}),
+              ev("content_block_start", {"type": "content_block_start",
+                                         "index": 0,
+                                         "content_block": {"type": "text",
+                                                           "text": ""}}),
+              ev("ping", {"type": "ping"})]
+    events += [ev("content_block_delta",
+                  {"type": "content_block_delta", "index": 0,
+                   "delta": {"type": "text_delta", "text": w}})
+               for w in STREAM_WORDS]
+    events += [ev("content_block_stop", {"type": "content_block_stop",
+                                         "index": 0}),
+               ev("message_delta", {"type": "message_delta",
+                                    "delta": {"stop_reason": "end_turn",
+                                              "stop_sequence": None},
+                                    "usage": {"output_tokens": 5}}),
+               ev("message_stop", {"type": "message_stop"})]
+    return events
+
+
+class MockUpstream:
+    """Threaded HTTP/1.1 mock provider on 127.0.0.1:<free port>."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.requests = []
+        self.connections = 0
+        self.events_sent = []
+        self.streams_done = []
+        self._behaviour = {}
+        self._open_sockets = set()
+        self._server = None
+        self._thread = None
+        self.port = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        self._server = _Server(self)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        daemon=True, name="mock-upstream")
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self.close_connections()
+            self._server = None
+
+    def close_connections(self):
+        """Close every connection the mock holds open (kept-alive ones)."""
+        with self._lock:
+            socks = list(self._open_sockets)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def clear(self):
+        """Forget recorded requests and events, reset counters and behaviour."""
+        with self._lock:
+            self.requests = []
+            self.connections = 0
+            self.events_sent = []
+            self.streams_done = []
+            self._behaviour = {}
+
+    def set_behaviour(self, status=None, delay=None, close=None,
+                      event_delay=None, handler=None):
+        """Steer every following request (until clear()).  handler(rec) may
+        return (status, [(header, value)], body_bytes) or None."""
+        with self._lock:
+            for k, v in (("status", status), ("delay", delay),
+                         ("close", close), ("event-delay", event_delay),
+                         ("handler", handler)):
+                if v is not None:
+                    self._behaviour[k] = v
+
+    def wait_for_requests(self, n, timeout=5.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if len(self.requests) >= n:
+                    return list(self.requests)
+            time.sleep(0.01)
+        with self._lock:
+            return list(self.requests)
+
+    @property
+    def last(self):
+        with self._lock:
+            return self.requests[-1] if self.requests else None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
