@@ -265,6 +265,15 @@ apr_size_t cr_json_array_size(const cr_json_t *arr)
     return json_array_size(arr->json);
 }
 
+apr_size_t cr_json_object_size(const cr_json_t *obj)
+{
+    if (obj == NULL) {
+        return 0;
+    }
+    /* json_object_size() is 0 for anything that is not an object. */
+    return json_object_size(obj->json);
+}
+
 cr_json_t *cr_json_array_get(apr_pool_t *p, const cr_json_t *arr, apr_size_t i)
 {
     if (arr == NULL || !json_is_array(arr->json)) {

@@ -66,6 +66,8 @@ cr_json_type_e cr_json_type(const cr_json_t *j);
 /* Members and elements; the result is a new handle from p, or NULL. */
 cr_json_t *cr_json_get(apr_pool_t *p, const cr_json_t *obj, const char *name);
 apr_size_t cr_json_array_size(const cr_json_t *arr);
+/* Number of members of an object (0 for anything else). */
+apr_size_t cr_json_object_size(const cr_json_t *obj);
 cr_json_t *cr_json_array_get(apr_pool_t *p, const cr_json_t *arr, apr_size_t i);
 
 /* Scalar values: NULL / non-zero return when the value has another type.

@@ -1,17 +1,1164 @@
 /* Licensed under the Apache License, Version 2.0. */
+
+/*
+ * test_core.c: unit tests of the httpd-independent core pieces: the JSON
+ * wrapper, body inspection, error bodies and protocol detection,
+ * Request-Id handling, routing and upstream credentials.
+ */
+
 #include <check.h>
 #include <stdlib.h>
-START_TEST(test_placeholder) { ck_assert_int_eq(1, 1); }
+#include <string.h>
+
+#include <apr_general.h>
+#include <apr_pools.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+#include <apr_tables.h>
+
+#include "cr_json.h"
+#include "cr_body.h"
+#include "cr_error.h"
+#include "cr_reqid.h"
+#include "cr_route.h"
+
+static apr_pool_t *pool;
+
+static void setup(void)
+{
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+    apr_terminate();
+}
+
+/* A reader that hands out a buffer a few bytes at a time. */
+typedef struct {
+    const char *data;
+    apr_size_t len;
+    apr_size_t pos;
+    apr_size_t chunk;      /* bytes per call */
+    apr_size_t fail_at;    /* report a read error once pos reaches this; 0 = never */
+} piece_reader;
+
+static apr_size_t piece_read(void *buf, apr_size_t len, void *baton)
+{
+    piece_reader *r = baton;
+    apr_size_t n = r->len - r->pos;
+
+    if (r->fail_at && r->pos >= r->fail_at) {
+        return (apr_size_t)-1;
+    }
+    if (n > r->chunk) {
+        n = r->chunk;
+    }
+    if (n > len) {
+        n = len;
+    }
+    memcpy(buf, r->data + r->pos, n);
+    r->pos += n;
+    return n;
+}
+
+static piece_reader reader_for(const char *data, apr_size_t len,
+                               apr_size_t chunk)
+{
+    piece_reader r;
+
+    r.data = data;
+    r.len = len;
+    r.pos = 0;
+    r.chunk = chunk;
+    r.fail_at = 0;
+    return r;
+}
+
+/* "[[[[...]]]]" nested depth times, optionally inside a body with a model. */
+static const char *deep_array(apr_pool_t *p, int depth)
+{
+    char *s = apr_palloc(p, 2 * depth + 1);
+
+    memset(s, '[', depth);
+    memset(s + depth, ']', depth);
+    s[2 * depth] = '\0';
+    return s;
+}
+
+/* ------------------------------------------------------------------ */
+/* cr_json                                                             */
+/* ------------------------------------------------------------------ */
+
+START_TEST(json_parse_and_read_members)
+{
+    const char *text = "{\"s\":\"h\\u00e9llo\",\"i\":-42,\"r\":1.5,\"t\":true,"
+                       "\"f\":false,\"n\":null,\"a\":[1,\"two\"],\"o\":{}}";
+    const char *err = NULL;
+    cr_json_t *doc = cr_json_parse(pool, text, strlen(text), 0, &err);
+    cr_json_t *arr;
+    apr_int64_t value = 0;
+
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_int_eq(cr_json_type(doc), CR_JSON_OBJECT);
+    ck_assert_uint_eq(cr_json_object_size(doc), 8);
+    ck_assert_str_eq(cr_json_string(pool, cr_json_get(pool, doc, "s")),
+                     "h\xc3\xa9llo");
+    ck_assert_int_eq(cr_json_integer(cr_json_get(pool, doc, "i"), &value), 0);
+    ck_assert_int_eq(value, -42);
+    ck_assert_int_ne(cr_json_integer(cr_json_get(pool, doc, "r"), &value), 0);
+    ck_assert_int_eq(cr_json_type(cr_json_get(pool, doc, "r")), CR_JSON_REAL);
+    ck_assert(cr_json_is_true(cr_json_get(pool, doc, "t")));
+    ck_assert(!cr_json_is_true(cr_json_get(pool, doc, "f")));
+    ck_assert_int_eq(cr_json_type(cr_json_get(pool, doc, "f")), CR_JSON_FALSE);
+    ck_assert(cr_json_is_null(cr_json_get(pool, doc, "n")));
+    ck_assert_ptr_null(cr_json_get(pool, doc, "missing"));
+    ck_assert_ptr_null(cr_json_string(pool, cr_json_get(pool, doc, "i")));
+
+    arr = cr_json_get(pool, doc, "a");
+    ck_assert_int_eq(cr_json_type(arr), CR_JSON_ARRAY);
+    ck_assert_uint_eq(cr_json_array_size(arr), 2);
+    ck_assert_str_eq(cr_json_string(pool, cr_json_array_get(pool, arr, 1)),
+                     "two");
+    ck_assert_ptr_null(cr_json_array_get(pool, arr, 2));
+    ck_assert_uint_eq(cr_json_array_size(doc), 0);
+}
 END_TEST
+
+START_TEST(json_error_has_position_never_input)
+{
+    const char *text = "{\"key\": sk-SECRETsecret123}";
+    const char *err = NULL;
+    cr_json_error_e kind = CR_JSON_ERR_NONE;
+
+    ck_assert_ptr_null(cr_json_parse_ex(pool, text, strlen(text), 0, &err,
+                                        &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_SYNTAX);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "line 1"));
+    ck_assert_ptr_nonnull(strstr(err, "column"));
+    ck_assert_ptr_nonnull(strstr(err, "position"));
+    ck_assert_ptr_null(strstr(err, "SECRET"));
+    ck_assert_ptr_null(strstr(err, "sk-"));
+}
+END_TEST
+
+START_TEST(json_error_kinds)
+{
+    const char *err;
+    cr_json_error_e kind;
+    const char *deep = deep_array(pool, 5000);
+
+    ck_assert_ptr_null(cr_json_parse_ex(pool, "{} x", 4, 0, &err, &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_TRAILING);
+    ck_assert_ptr_null(cr_json_parse_ex(pool, "{}{}", 4, 0, &err, &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_TRAILING);
+    ck_assert_ptr_null(cr_json_parse_ex(pool, "{\"a\":", 5, 0, &err, &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_SYNTAX);
+    ck_assert_ptr_null(cr_json_parse_ex(pool, deep, strlen(deep), 0, &err,
+                                        &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_TOO_DEEP);
+    /* Trailing white space is not trailing data. */
+    ck_assert_ptr_nonnull(cr_json_parse_ex(pool, " {}\r\n\t ", 7, 0, &err,
+                                           &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_NONE);
+}
+END_TEST
+
+START_TEST(json_duplicates_only_with_flag)
+{
+    const char *text = "{\"a\":1,\"b\":{\"c\":1,\"c\":2}}";
+    const char *err = NULL;
+    cr_json_error_e kind;
+
+    ck_assert_ptr_nonnull(cr_json_parse(pool, text, strlen(text), 0, &err));
+    ck_assert_ptr_null(cr_json_parse_ex(pool, text, strlen(text),
+                                        CR_JSON_REJECT_DUPLICATES, &err,
+                                        &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_DUPLICATE);
+    ck_assert_ptr_null(strstr(err, "\"c\""));
+}
+END_TEST
+
+START_TEST(json_rejects_nul)
+{
+    const char escaped[] = "{\"a\":\"x\\u0000y\"}";
+    const char raw[] = "{\"a\":\"x\0y\"}";
+    cr_json_error_e kind;
+
+    ck_assert_ptr_null(cr_json_parse_ex(pool, escaped, sizeof(escaped) - 1, 0,
+                                        NULL, &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_SYNTAX);
+    ck_assert_ptr_null(cr_json_parse_ex(pool, raw, sizeof(raw) - 1, 0, NULL,
+                                        &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_SYNTAX);
+}
+END_TEST
+
+START_TEST(json_build_dump_roundtrip)
+{
+    cr_json_t *obj = cr_json_new_object(pool);
+    cr_json_t *arr = cr_json_new_array(pool);
+    cr_json_t *back;
+    const char *text;
+
+    ck_assert_int_eq(cr_json_set_string(obj, "z", "quote\" and \\ and \n"), 0);
+    ck_assert_int_eq(cr_json_set_integer(obj, "n", APR_INT64_C(9007199254740993)), 0);
+    ck_assert_int_eq(cr_json_set_bool(obj, "b", 1), 0);
+    ck_assert_int_eq(cr_json_set_null(obj, "nil"), 0);
+    ck_assert_int_eq(cr_json_set_string(obj, "s_null", NULL), 0);
+    ck_assert_int_eq(cr_json_array_append_string(arr, "x"), 0);
+    ck_assert_int_eq(cr_json_array_append(arr, NULL), 0);
+    ck_assert_int_eq(cr_json_set(obj, "arr", arr), 0);
+    /* Invalid UTF-8 cannot become a JSON string. */
+    ck_assert_int_ne(cr_json_set_string(obj, "bad", "\xff\xfe"), 0);
+
+    text = cr_json_dump(pool, obj, CR_JSON_COMPACT);
+    ck_assert_str_eq(text, "{\"z\":\"quote\\\" and \\\\ and \\n\","
+                     "\"n\":9007199254740993,\"b\":true,\"nil\":null,"
+                     "\"s_null\":null,\"arr\":[\"x\",null]}");
+    back = cr_json_parse(pool, cr_json_dump(pool, obj, CR_JSON_PRETTY),
+                         strlen(cr_json_dump(pool, obj, CR_JSON_PRETTY)), 0,
+                         NULL);
+    ck_assert_ptr_nonnull(back);
+    ck_assert_str_eq(cr_json_dump(pool, back, CR_JSON_COMPACT), text);
+
+    ck_assert_str_eq(cr_json_quote(pool, "a\"b\\c\td"), "\"a\\\"b\\\\c\\td\"");
+    ck_assert_str_eq(cr_json_quote(pool, "\xc3\xa9"), "\"\xc3\xa9\"");
+    /* Invalid UTF-8 still quotes to valid JSON. */
+    text = cr_json_quote(pool, "a\xff");
+    ck_assert_ptr_nonnull(text);
+    ck_assert_ptr_nonnull(cr_json_parse(pool, text, strlen(text), 0, NULL));
+}
+END_TEST
+
+START_TEST(json_member_outlives_parent_pool)
+{
+    apr_pool_t *sub;
+    cr_json_t *doc, *member;
+    const char *text = "{\"list\":[\"kept\"]}";
+
+    apr_pool_create(&sub, pool);
+    doc = cr_json_parse(sub, text, strlen(text), 0, NULL);
+    ck_assert_ptr_nonnull(doc);
+    member = cr_json_get(pool, doc, "list");
+    apr_pool_destroy(sub);
+    ck_assert_uint_eq(cr_json_array_size(member), 1);
+    ck_assert_str_eq(cr_json_string(pool, cr_json_array_get(pool, member, 0)),
+                     "kept");
+}
+END_TEST
+
+START_TEST(json_stream_one_byte_at_a_time)
+{
+    const char *text = "{\"model\":\"gpt-4o\",\"nested\":{\"x\":[1,2,3]}}";
+    piece_reader r = reader_for(text, strlen(text), 1);
+    cr_json_t *doc;
+    const char *err = NULL;
+    cr_json_error_e kind;
+
+    doc = cr_json_parse_stream(pool, piece_read, &r, 0, &err);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_str_eq(cr_json_dump(pool, doc, 0), text);
+
+    r = reader_for("{\"a\":1} trailing", 16, 1);
+    ck_assert_ptr_null(cr_json_parse_stream_ex(pool, piece_read, &r, 0, &err,
+                                               &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_TRAILING);
+
+    r = reader_for(text, strlen(text), 3);
+    r.fail_at = 10;
+    ck_assert_ptr_null(cr_json_parse_stream_ex(pool, piece_read, &r, 0, &err,
+                                               &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_READ);
+
+    /* A read error after a complete value is still an error. */
+    r = reader_for("{}   ", 5, 2);
+    r.fail_at = 2;
+    ck_assert_ptr_null(cr_json_parse_stream_ex(pool, piece_read, &r, 0, &err,
+                                               &kind));
+    ck_assert_int_eq(kind, CR_JSON_ERR_READ);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* cr_body                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    const char *data;
+    apr_size_t len;           /* 0: strlen(data) */
+    cr_body_status_e status;
+    const char *model;        /* expected on CR_BODY_OK */
+    int stream;
+} body_case;
+
+#define BODY(n, d, st, m, s) { n, d, 0, st, m, s }
+#define BODY_LEN(n, d, st) { n, d, sizeof(d) - 1, st, NULL, 0 }
+
+static const body_case body_cases[] = {
+    BODY("minimal", "{\"model\":\"gpt-4o\"}", CR_BODY_OK, "gpt-4o", 0),
+    BODY("stream true",
+         "{\"model\":\"claude-3\",\"stream\":true,\"messages\":[]}",
+         CR_BODY_OK, "claude-3", 1),
+    BODY("stream false", "{\"stream\":false,\"model\":\"m\"}", CR_BODY_OK,
+         "m", 0),
+    BODY("stream as string", "{\"model\":\"m\",\"stream\":\"true\"}",
+         CR_BODY_OK, "m", 0),
+    BODY("stream as 1", "{\"model\":\"m\",\"stream\":1}", CR_BODY_OK, "m", 0),
+    BODY("white space around", " \n{ \"model\" : \"m\" }\r\n ", CR_BODY_OK,
+         "m", 0),
+    BODY("unicode model", "{\"model\":\"mod\\u00e8le\"}", CR_BODY_OK,
+         "mod\xc3\xa8le", 0),
+    BODY("model in nested object only",
+         "{\"metadata\":{\"model\":\"m\"}}", CR_BODY_NO_MODEL, NULL, 0),
+    BODY("no model", "{\"messages\":[]}", CR_BODY_NO_MODEL, NULL, 0),
+    BODY("empty object", "{}", CR_BODY_NO_MODEL, NULL, 0),
+    BODY("model number", "{\"model\":4}", CR_BODY_MODEL_NOT_STRING, NULL, 0),
+    BODY("model null", "{\"model\":null}", CR_BODY_MODEL_NOT_STRING, NULL, 0),
+    BODY("model true", "{\"model\":true}", CR_BODY_MODEL_NOT_STRING, NULL, 0),
+    BODY("model array", "{\"model\":[\"m\"]}", CR_BODY_MODEL_NOT_STRING,
+         NULL, 0),
+    BODY("model empty", "{\"model\":\"\"}", CR_BODY_MODEL_NOT_STRING, NULL, 0),
+    BODY("array", "[{\"model\":\"m\"}]", CR_BODY_NOT_OBJECT, NULL, 0),
+    BODY("string", "\"model\"", CR_BODY_NOT_OBJECT, NULL, 0),
+    BODY("number", "42", CR_BODY_NOT_OBJECT, NULL, 0),
+    BODY("null", "null", CR_BODY_NOT_OBJECT, NULL, 0),
+    BODY("not json", "model=gpt-4o", CR_BODY_INVALID_JSON, NULL, 0),
+    BODY("white space only", "   \n", CR_BODY_INVALID_JSON, NULL, 0),
+    BODY("truncated", "{\"model\":\"gpt-4o\",\"messages\":[",
+         CR_BODY_INVALID_JSON, NULL, 0),
+    BODY("truncated string", "{\"model\":\"gpt", CR_BODY_INVALID_JSON, NULL, 0),
+    BODY("trailing garbage", "{\"model\":\"m\"} x", CR_BODY_INVALID_JSON,
+         NULL, 0),
+    BODY("two objects", "{\"model\":\"m\"}{\"model\":\"n\"}",
+         CR_BODY_INVALID_JSON, NULL, 0),
+    BODY("trailing comma", "{\"model\":\"m\",}", CR_BODY_INVALID_JSON, NULL, 0),
+    BODY("single quotes", "{'model':'m'}", CR_BODY_INVALID_JSON, NULL, 0),
+    BODY("escaped NUL in model", "{\"model\":\"g\\u0000pt\"}",
+         CR_BODY_INVALID_JSON, NULL, 0),
+    BODY("escaped NUL elsewhere", "{\"model\":\"m\",\"x\":\"\\u0000\"}",
+         CR_BODY_INVALID_JSON, NULL, 0),
+    BODY_LEN("raw NUL in string", "{\"model\":\"g\0pt\"}",
+             CR_BODY_INVALID_JSON),
+    BODY_LEN("raw NUL after object", "{\"model\":\"m\"}\0",
+             CR_BODY_INVALID_JSON),
+    BODY("latin-1 byte", "{\"model\":\"caf\xe9\"}", CR_BODY_INVALID_JSON,
+         NULL, 0),
+    BODY("invalid UTF-8 sequence", "{\"model\":\"m\",\"x\":\"\xc3\x28\"}",
+         CR_BODY_INVALID_JSON, NULL, 0),
+    BODY("overlong UTF-8", "{\"model\":\"\xc0\xaf\"}", CR_BODY_INVALID_JSON,
+         NULL, 0),
+    BODY("lone surrogate escape", "{\"model\":\"\\ud800\"}",
+         CR_BODY_INVALID_JSON, NULL, 0),
+    BODY("duplicate model", "{\"model\":\"cheap\",\"model\":\"expensive\"}",
+         CR_BODY_DUPLICATE_MEMBER, NULL, 0),
+    BODY("duplicate model same value", "{\"model\":\"m\",\"model\":\"m\"}",
+         CR_BODY_DUPLICATE_MEMBER, NULL, 0),
+    BODY("duplicate stream", "{\"model\":\"m\",\"stream\":false,"
+         "\"stream\":true}", CR_BODY_DUPLICATE_MEMBER, NULL, 0),
+    BODY("duplicate nested",
+         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"role\":\"system\"}]}",
+         CR_BODY_DUPLICATE_MEMBER, NULL, 0),
+    BODY("duplicate deep in object",
+         "{\"model\":\"m\",\"a\":{\"b\":{\"c\":{\"d\":1,\"d\":2}}}}",
+         CR_BODY_DUPLICATE_MEMBER, NULL, 0),
+};
+
+static void check_body_case(const body_case *c, cr_body_status_e got,
+                            const cr_body_info_t *info, const char *how)
+{
+    ck_assert_msg(got == c->status, "%s (%s): status %d, expected %d",
+                  c->name, how, (int)got, (int)c->status);
+    if (c->status == CR_BODY_OK) {
+        ck_assert_msg(info->model && strcmp(info->model, c->model) == 0,
+                      "%s (%s): model", c->name, how);
+        ck_assert_msg(info->stream == c->stream, "%s (%s): stream %d",
+                      c->name, how, info->stream);
+    }
+    else {
+        ck_assert_msg(info->model == NULL, "%s (%s): model set on failure",
+                      c->name, how);
+        ck_assert_msg(info->detail != NULL && info->detail[0] != '\0',
+                      "%s (%s): no detail", c->name, how);
+    }
+}
+
+START_TEST(body_cases_whole)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(body_cases) / sizeof(body_cases[0]); i++) {
+        const body_case *c = &body_cases[i];
+        cr_body_info_t info;
+        apr_size_t len = c->len ? c->len : strlen(c->data);
+
+        check_body_case(c, cr_body_inspect(pool, c->data, len, &info), &info,
+                        "whole");
+    }
+}
+END_TEST
+
+START_TEST(body_cases_stream_one_byte)
+{
+    apr_size_t i;
+
+    /* A body delivered one byte per read gives exactly the same answers. */
+    for (i = 0; i < sizeof(body_cases) / sizeof(body_cases[0]); i++) {
+        const body_case *c = &body_cases[i];
+        cr_body_info_t whole, streamed;
+        apr_size_t len = c->len ? c->len : strlen(c->data);
+        piece_reader r = reader_for(c->data, len, 1);
+        cr_body_status_e st_whole = cr_body_inspect(pool, c->data, len, &whole);
+        cr_body_status_e st_stream = cr_body_inspect_stream(pool, piece_read,
+                                                            &r, &streamed);
+
+        check_body_case(c, st_stream, &streamed, "1-byte stream");
+        ck_assert_int_eq(st_whole, st_stream);
+        ck_assert_int_eq(whole.stream, streamed.stream);
+        /* Accepting a body means having seen all of it. */
+        if (c->status == CR_BODY_OK) {
+            ck_assert_msg(r.pos == len, "%s: stream not read to the end",
+                          c->name);
+        }
+    }
+}
+END_TEST
+
+START_TEST(body_empty)
+{
+    cr_body_info_t info;
+    piece_reader r = reader_for("", 0, 1);
+
+    ck_assert_int_eq(cr_body_inspect(pool, "", 0, &info), CR_BODY_EMPTY);
+    ck_assert_ptr_nonnull(info.detail);
+    ck_assert_int_eq(cr_body_inspect(pool, NULL, 0, &info), CR_BODY_EMPTY);
+    ck_assert_int_eq(cr_body_inspect_stream(pool, piece_read, &r, &info),
+                     CR_BODY_EMPTY);
+}
+END_TEST
+
+START_TEST(body_model_length_limit)
+{
+    char *json;
+    char model[CR_BODY_MAX_MODEL_LEN + 2];
+    cr_body_info_t info;
+
+    memset(model, 'm', sizeof(model) - 1);
+    model[CR_BODY_MAX_MODEL_LEN] = '\0';
+    json = apr_psprintf(pool, "{\"model\":\"%s\"}", model);
+    ck_assert_int_eq(cr_body_inspect(pool, json, strlen(json), &info),
+                     CR_BODY_OK);
+    ck_assert_uint_eq(strlen(info.model), CR_BODY_MAX_MODEL_LEN);
+
+    model[CR_BODY_MAX_MODEL_LEN] = 'm';
+    model[CR_BODY_MAX_MODEL_LEN + 1] = '\0';
+    json = apr_psprintf(pool, "{\"model\":\"%s\"}", model);
+    ck_assert_int_eq(cr_body_inspect(pool, json, strlen(json), &info),
+                     CR_BODY_MODEL_NOT_STRING);
+    ck_assert_ptr_null(info.model);
+}
+END_TEST
+
+START_TEST(body_deep_nesting_is_invalid_not_a_crash)
+{
+    const char *deep = deep_array(pool, 5000);
+    const char *in_body = apr_pstrcat(pool, "{\"model\":\"m\",\"x\":", deep, "}",
+                                      NULL);
+    cr_body_info_t info;
+    piece_reader r = reader_for(in_body, strlen(in_body), 1);
+    char *objects;
+    int i;
+
+    ck_assert_int_eq(cr_body_inspect(pool, deep, strlen(deep), &info),
+                     CR_BODY_INVALID_JSON);
+    ck_assert_int_eq(cr_body_inspect(pool, in_body, strlen(in_body), &info),
+                     CR_BODY_INVALID_JSON);
+    ck_assert_int_eq(cr_body_inspect_stream(pool, piece_read, &r, &info),
+                     CR_BODY_INVALID_JSON);
+
+    /* 5000 nested objects {"a":{"a":...}} */
+    objects = apr_palloc(pool, 5000 * 5 + 5000 + 1);
+    for (i = 0; i < 5000; i++) {
+        memcpy(objects + i * 5, "{\"a\":", 5);
+    }
+    memset(objects + 5000 * 5, '}', 5000);
+    objects[5000 * 6] = '\0';
+    ck_assert_int_eq(cr_body_inspect(pool, objects, strlen(objects), &info),
+                     CR_BODY_INVALID_JSON);
+}
+END_TEST
+
+START_TEST(body_detail_never_quotes_body)
+{
+    const char *text = "{\"model\":\"m\",\"key\":sk-TOPSECRETvalue}";
+    const char *dup = "{\"sk-DUPSECRET\":1,\"sk-DUPSECRET\":2,\"model\":\"m\"}";
+    cr_body_info_t info;
+
+    ck_assert_int_eq(cr_body_inspect(pool, text, strlen(text), &info),
+                     CR_BODY_INVALID_JSON);
+    ck_assert_ptr_null(strstr(info.detail, "SECRET"));
+    ck_assert_ptr_nonnull(strstr(info.detail, "position"));
+    ck_assert_int_eq(cr_body_inspect(pool, dup, strlen(dup), &info),
+                     CR_BODY_DUPLICATE_MEMBER);
+    ck_assert_ptr_null(strstr(info.detail, "SECRET"));
+}
+END_TEST
+
+START_TEST(body_stream_read_error)
+{
+    const char *text = "{\"model\":\"gpt-4o\",\"messages\":[]}";
+    piece_reader r = reader_for(text, strlen(text), 4);
+    cr_body_info_t info;
+
+    r.fail_at = 8;
+    ck_assert_int_eq(cr_body_inspect_stream(pool, piece_read, &r, &info),
+                     CR_BODY_READ_ERROR);
+    ck_assert_ptr_null(info.model);
+    ck_assert_ptr_nonnull(info.detail);
+}
+END_TEST
+
+static apr_size_t always_fail(void *buf, apr_size_t len, void *baton)
+{
+    (void)buf;
+    (void)len;
+    (void)baton;
+    return (apr_size_t)-1;
+}
+
+START_TEST(body_stream_immediate_read_error)
+{
+    cr_body_info_t info;
+
+    ck_assert_int_eq(cr_body_inspect_stream(pool, always_fail, NULL, &info),
+                     CR_BODY_READ_ERROR);
+}
+END_TEST
+
+START_TEST(body_content_type)
+{
+    ck_assert(cr_body_content_type_is_json(NULL));
+    ck_assert(cr_body_content_type_is_json(""));
+    ck_assert(cr_body_content_type_is_json("  "));
+    ck_assert(cr_body_content_type_is_json("application/json"));
+    ck_assert(cr_body_content_type_is_json("Application/JSON"));
+    ck_assert(cr_body_content_type_is_json("application/json; charset=utf-8"));
+    ck_assert(cr_body_content_type_is_json("application/json;charset=UTF-8"));
+    ck_assert(cr_body_content_type_is_json(" application/json ; x=y"));
+    ck_assert(cr_body_content_type_is_json("application/vnd.api+json"));
+    ck_assert(cr_body_content_type_is_json("application/merge-patch+JSON; a=b"));
+    ck_assert(!cr_body_content_type_is_json("multipart/form-data; boundary=x"));
+    ck_assert(!cr_body_content_type_is_json("text/plain"));
+    ck_assert(!cr_body_content_type_is_json("text/json"));
+    ck_assert(!cr_body_content_type_is_json("application/jsonx"));
+    ck_assert(!cr_body_content_type_is_json("application/json-seq"));
+    ck_assert(!cr_body_content_type_is_json("application/+json"));
+    ck_assert(!cr_body_content_type_is_json("application/x-www-form-urlencoded"));
+    ck_assert(!cr_body_content_type_is_json("application/octet-stream"));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* cr_error                                                            */
+/* ------------------------------------------------------------------ */
+
+/* SPEC section 5, written out independently of cr_error.c's table. */
+typedef struct {
+    cr_error_e kind;
+    int status;
+    const char *openai_type;
+    const char *openai_code;
+    const char *anthropic_type;
+} spec_row;
+
+static const spec_row spec_rows[] = {
+    { CR_ERR_MISSING_KEY, 401, "invalid_request_error", "missing_api_key",
+      "authentication_error" },
+    { CR_ERR_INVALID_KEY, 401, "invalid_request_error", "invalid_api_key",
+      "authentication_error" },
+    { CR_ERR_MISSING_VERSION, 400, NULL, NULL, "invalid_request_error" },
+    { CR_ERR_INVALID_BODY, 400, "invalid_request_error", "invalid_body",
+      "invalid_request_error" },
+    { CR_ERR_TOO_LARGE, 413, "invalid_request_error", "request_too_large",
+      "request_too_large" },
+    { CR_ERR_MODEL_NOT_PERMITTED, 403, "permission_error",
+      "model_not_permitted", "permission_error" },
+    { CR_ERR_MODEL_NOT_FOUND, 404, "invalid_request_error", "model_not_found",
+      "not_found_error" },
+    { CR_ERR_RATE_LIMITED, 429, "requests", "rate_limit_exceeded",
+      "rate_limit_error" },
+    { CR_ERR_UPSTREAM_UNAVAILABLE, 502, "server_error", "upstream_unavailable",
+      "api_error" },
+    { CR_ERR_UPSTREAM_TIMEOUT, 504, "server_error", "upstream_unavailable",
+      "api_error" },
+    { CR_ERR_KEY_STORE_UNAVAILABLE, 500, "server_error",
+      "key_store_unavailable", "api_error" },
+    { CR_ERR_RATE_STORE_UNAVAILABLE, 503, "server_error",
+      "rate_store_unavailable", "overloaded_error" },
+    { CR_ERR_METHOD_NOT_ALLOWED, 405, "invalid_request_error",
+      "method_not_allowed", "invalid_request_error" },
+    { CR_ERR_UNSUPPORTED_MEDIA_TYPE, 415, "invalid_request_error",
+      "unsupported_media_type", "invalid_request_error" },
+    { CR_ERR_INTERNAL, 500, "server_error", "internal_error", "api_error" },
+};
+
+static const char *member_string(const cr_json_t *obj, const char *name)
+{
+    return cr_json_string(pool, cr_json_get(pool, obj, name));
+}
+
+START_TEST(error_table_covers_every_kind)
+{
+    ck_assert_int_eq(sizeof(spec_rows) / sizeof(spec_rows[0]), CR_ERR__COUNT);
+}
+END_TEST
+
+START_TEST(error_openai_bodies)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(spec_rows) / sizeof(spec_rows[0]); i++) {
+        const spec_row *row = &spec_rows[i];
+        const char *body = cr_error_body(pool, CR_PROTO_OPENAI, row->kind,
+                                         NULL, "req_abc");
+        cr_json_t *doc = cr_json_parse(pool, body, strlen(body),
+                                       CR_JSON_REJECT_DUPLICATES, NULL);
+        cr_json_t *error;
+        const char *message;
+
+        ck_assert_msg(doc != NULL, "kind %d: not JSON: %s", row->kind, body);
+        ck_assert_int_eq(cr_error_status(row->kind), row->status);
+        ck_assert_uint_eq(cr_json_object_size(doc), 1);
+        error = cr_json_get(pool, doc, "error");
+        ck_assert_int_eq(cr_json_type(error), CR_JSON_OBJECT);
+        ck_assert_uint_eq(cr_json_object_size(error), 4);
+        message = member_string(error, "message");
+        ck_assert_msg(message && *message, "kind %d: no message", row->kind);
+        ck_assert_str_eq(message, cr_error_default_message(row->kind));
+        ck_assert_ptr_null(strstr(message, "sk-"));
+        ck_assert_ptr_nonnull(cr_json_get(pool, error, "param"));
+        ck_assert(cr_json_is_null(cr_json_get(pool, error, "param")));
+        ck_assert_ptr_nonnull(member_string(error, "type"));
+        ck_assert_ptr_nonnull(member_string(error, "code"));
+        if (row->openai_type) {
+            ck_assert_str_eq(member_string(error, "type"), row->openai_type);
+            ck_assert_str_eq(member_string(error, "code"), row->openai_code);
+            ck_assert_str_eq(cr_error_openai_type(row->kind), row->openai_type);
+            ck_assert_str_eq(cr_error_openai_code(row->kind), row->openai_code);
+        }
+        /* The request id travels in a header on OpenAI, not the body. */
+        ck_assert_ptr_null(strstr(body, "req_abc"));
+    }
+}
+END_TEST
+
+START_TEST(error_anthropic_bodies)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(spec_rows) / sizeof(spec_rows[0]); i++) {
+        const spec_row *row = &spec_rows[i];
+        const char *body = cr_error_body(pool, CR_PROTO_ANTHROPIC, row->kind,
+                                         NULL, "req_0123:abc.X-y");
+        cr_json_t *doc = cr_json_parse(pool, body, strlen(body),
+                                       CR_JSON_REJECT_DUPLICATES, NULL);
+        cr_json_t *error;
+
+        ck_assert_msg(doc != NULL, "kind %d: not JSON: %s", row->kind, body);
+        ck_assert_uint_eq(cr_json_object_size(doc), 3);
+        ck_assert_str_eq(member_string(doc, "type"), "error");
+        ck_assert_str_eq(member_string(doc, "request_id"), "req_0123:abc.X-y");
+        error = cr_json_get(pool, doc, "error");
+        ck_assert_int_eq(cr_json_type(error), CR_JSON_OBJECT);
+        ck_assert_uint_eq(cr_json_object_size(error), 2);
+        ck_assert_str_eq(member_string(error, "type"), row->anthropic_type);
+        ck_assert_str_eq(cr_error_anthropic_type(row->kind),
+                         row->anthropic_type);
+        ck_assert_str_eq(member_string(error, "message"),
+                         cr_error_default_message(row->kind));
+
+        /* Without an id, request_id is JSON null (present, not omitted). */
+        body = cr_error_body(pool, CR_PROTO_ANTHROPIC, row->kind, NULL, NULL);
+        doc = cr_json_parse(pool, body, strlen(body), 0, NULL);
+        ck_assert_ptr_nonnull(doc);
+        ck_assert_ptr_nonnull(cr_json_get(pool, doc, "request_id"));
+        ck_assert(cr_json_is_null(cr_json_get(pool, doc, "request_id")));
+    }
+}
+END_TEST
+
+START_TEST(error_custom_message_is_escaped)
+{
+    const char *msg = "Model \"gpt-5\" is not\nallowed \\ \xc3\xa9";
+    const char *body;
+    cr_json_t *doc;
+
+    body = cr_error_body(pool, CR_PROTO_OPENAI, CR_ERR_MODEL_NOT_PERMITTED,
+                         msg, NULL);
+    doc = cr_json_parse(pool, body, strlen(body), 0, NULL);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_str_eq(member_string(cr_json_get(pool, doc, "error"), "message"),
+                     msg);
+
+    body = cr_error_body(pool, CR_PROTO_ANTHROPIC, CR_ERR_MODEL_NOT_PERMITTED,
+                         msg, "r1");
+    doc = cr_json_parse(pool, body, strlen(body), 0, NULL);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_str_eq(member_string(cr_json_get(pool, doc, "error"), "message"),
+                     msg);
+
+    /* A message that is not UTF-8 still gives a valid JSON body. */
+    body = cr_error_body(pool, CR_PROTO_OPENAI, CR_ERR_INVALID_BODY,
+                         "bad \xff byte", NULL);
+    ck_assert_ptr_nonnull(cr_json_parse(pool, body, strlen(body), 0, NULL));
+}
+END_TEST
+
+START_TEST(error_exact_openai_shape)
+{
+    ck_assert_str_eq(cr_error_body(pool, CR_PROTO_OPENAI, CR_ERR_RATE_LIMITED,
+                                   "slow down", "id1"),
+                     "{\"error\":{\"message\":\"slow down\",\"type\":\"requests\","
+                     "\"param\":null,\"code\":\"rate_limit_exceeded\"}}");
+    ck_assert_str_eq(cr_error_body(pool, CR_PROTO_ANTHROPIC,
+                                   CR_ERR_RATE_LIMITED, "slow down", "id1"),
+                     "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\","
+                     "\"message\":\"slow down\"},\"request_id\":\"id1\"}");
+}
+END_TEST
+
+START_TEST(error_default_messages_are_helpful)
+{
+    const char *m = cr_error_default_message(CR_ERR_MISSING_KEY);
+
+    ck_assert_ptr_nonnull(strstr(m, "Authorization: Bearer"));
+    ck_assert_ptr_nonnull(strstr(m, "x-api-key"));
+    ck_assert_ptr_nonnull(strstr(cr_error_default_message(CR_ERR_MISSING_VERSION),
+                                 "anthropic-version"));
+    /* Out of range is treated as an internal error, not a crash. */
+    ck_assert_int_eq(cr_error_status(CR_ERR__COUNT), 500);
+    ck_assert_int_eq(cr_error_status((cr_error_e)-1), 500);
+}
+END_TEST
+
+START_TEST(error_protocol_from_path)
+{
+    ck_assert_int_eq(cr_protocol_from_path("/v1/messages"), CR_PROTO_ANTHROPIC);
+    ck_assert_int_eq(cr_protocol_from_path("/v1/messages/"), CR_PROTO_ANTHROPIC);
+    ck_assert_int_eq(cr_protocol_from_path("/v1/messages/count_tokens"),
+                     CR_PROTO_ANTHROPIC);
+    ck_assert_int_eq(cr_protocol_from_path("/v1/messages/count_tokens/"),
+                     CR_PROTO_ANTHROPIC);
+    ck_assert_int_eq(cr_protocol_from_path("/gw/anthropic/v1/messages"),
+                     CR_PROTO_ANTHROPIC);
+    ck_assert_int_eq(cr_protocol_from_path("/messages"), CR_PROTO_ANTHROPIC);
+    ck_assert_int_eq(cr_protocol_from_path("/v1/chat/completions"),
+                     CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_protocol_from_path("/v1/models"), CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_protocol_from_path("/v1/messages//"), CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_protocol_from_path("/v1/mymessages"), CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_protocol_from_path("/v1/messages/batches"),
+                     CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_protocol_from_path("/v1/Messages"), CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_protocol_from_path("/v1/count_tokens"), CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_protocol_from_path("messages"), CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_protocol_from_path("/"), CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_protocol_from_path(""), CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_protocol_from_path(NULL), CR_PROTO_OPENAI);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* cr_reqid                                                            */
+/* ------------------------------------------------------------------ */
+
+START_TEST(reqid_valid_lengths)
+{
+    char id[CR_REQID_MAX_LEN + 2];
+
+    ck_assert(!cr_reqid_valid(NULL));
+    ck_assert(!cr_reqid_valid(""));
+    ck_assert(cr_reqid_valid("a"));
+    memset(id, 'x', sizeof(id) - 1);
+    id[CR_REQID_MAX_LEN] = '\0';
+    ck_assert_int_eq(strlen(id), 128);
+    ck_assert(cr_reqid_valid(id));
+    id[CR_REQID_MAX_LEN] = 'x';
+    id[CR_REQID_MAX_LEN + 1] = '\0';
+    ck_assert_int_eq(strlen(id), 129);
+    ck_assert(!cr_reqid_valid(id));
+}
+END_TEST
+
+START_TEST(reqid_valid_characters)
+{
+    ck_assert(cr_reqid_valid("ABCXYZabcxyz0189"));
+    ck_assert(cr_reqid_valid("."));
+    ck_assert(cr_reqid_valid("_"));
+    ck_assert(cr_reqid_valid(":"));
+    ck_assert(cr_reqid_valid("-"));
+    ck_assert(cr_reqid_valid("a.b_c:d-e"));
+    ck_assert(cr_reqid_valid("550e8400-e29b-41d4-a716-446655440000"));
+    ck_assert(!cr_reqid_valid(" "));
+    ck_assert(!cr_reqid_valid("a b"));
+    ck_assert(!cr_reqid_valid("abc "));
+    ck_assert(!cr_reqid_valid("a\tb"));
+    ck_assert(!cr_reqid_valid("a\r\nX-Injected: 1"));
+    ck_assert(!cr_reqid_valid("caf\xc3\xa9"));
+    ck_assert(!cr_reqid_valid("\xe2\x80\x8b"));
+    ck_assert(!cr_reqid_valid("a/b"));
+    ck_assert(!cr_reqid_valid("a+b"));
+    ck_assert(!cr_reqid_valid("a=b"));
+    ck_assert(!cr_reqid_valid("\"a\""));
+    ck_assert(!cr_reqid_valid("a,b"));
+    ck_assert(!cr_reqid_valid("a;b"));
+}
+END_TEST
+
+START_TEST(reqid_generate)
+{
+    const char *alphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    int seen[256] = { 0 };
+    const char *first = cr_reqid_generate(pool);
+    int i, c;
+
+    for (i = 0; i < 2000; i++) {
+        const char *id = cr_reqid_generate(pool);
+        const char *s;
+
+        ck_assert_int_eq(strlen(id), 28);
+        ck_assert(strncmp(id, "req_", 4) == 0);
+        ck_assert(cr_reqid_valid(id));
+        for (s = id + 4; *s; s++) {
+            ck_assert_ptr_nonnull(strchr(alphabet, *s));
+            seen[(unsigned char)*s]++;
+        }
+        ck_assert_str_ne(id, first);
+    }
+    /* 48000 characters: each of the 62 appears (about 774 times each). */
+    for (c = 0; alphabet[c]; c++) {
+        ck_assert_msg(seen[(unsigned char)alphabet[c]] > 500,
+                      "character %c seen only %d times", alphabet[c],
+                      seen[(unsigned char)alphabet[c]]);
+    }
+}
+END_TEST
+
+START_TEST(reqid_choose_order)
+{
+    const char *id;
+
+    ck_assert_str_eq(cr_reqid_choose(pool, "one", "two", "three"), "one");
+    ck_assert_str_eq(cr_reqid_choose(pool, NULL, "two", "three"), "two");
+    ck_assert_str_eq(cr_reqid_choose(pool, "bad id", "two", "three"), "two");
+    ck_assert_str_eq(cr_reqid_choose(pool, "", "", "three"), "three");
+    ck_assert_str_eq(cr_reqid_choose(pool, NULL, "bad/id", "three"), "three");
+    id = cr_reqid_choose(pool, NULL, NULL, NULL);
+    ck_assert(strncmp(id, "req_", 4) == 0 && strlen(id) == 28);
+    id = cr_reqid_choose(pool, "bad id", "caf\xc3\xa9", "x y");
+    ck_assert(strncmp(id, "req_", 4) == 0 && strlen(id) == 28);
+    ck_assert(cr_reqid_valid(id));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* cr_route                                                            */
+/* ------------------------------------------------------------------ */
+
+START_TEST(route_parse_protocol)
+{
+    ck_assert_int_eq(cr_route_parse_protocol("openai"), CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_route_parse_protocol("OpenAI"), CR_PROTO_OPENAI);
+    ck_assert_int_eq(cr_route_parse_protocol("anthropic"), CR_PROTO_ANTHROPIC);
+    ck_assert_int_eq(cr_route_parse_protocol("ANTHROPIC"), CR_PROTO_ANTHROPIC);
+    ck_assert_int_eq(cr_route_parse_protocol("claude"), -1);
+    ck_assert_int_eq(cr_route_parse_protocol(""), -1);
+    ck_assert_int_eq(cr_route_parse_protocol(NULL), -1);
+}
+END_TEST
+
+START_TEST(route_normalize_url)
+{
+    ck_assert_str_eq(cr_route_normalize_url(pool, "https://api.openai.com/v1"),
+                     "https://api.openai.com/v1");
+    ck_assert_str_eq(cr_route_normalize_url(pool, "https://api.openai.com/v1/"),
+                     "https://api.openai.com/v1");
+    ck_assert_str_eq(cr_route_normalize_url(pool, "http://127.0.0.1:8080//"),
+                     "http://127.0.0.1:8080");
+    ck_assert_str_eq(cr_route_normalize_url(pool, "balancer://llm/v1"),
+                     "balancer://llm/v1");
+    ck_assert_str_eq(cr_route_normalize_url(pool, "HTTP://Example.com"),
+                     "HTTP://Example.com");
+    ck_assert_str_eq(cr_route_normalize_url(pool, "http://[::1]:9000/v1"),
+                     "http://[::1]:9000/v1");
+    ck_assert_ptr_null(cr_route_normalize_url(pool, "ftp://example.com/"));
+    ck_assert_ptr_null(cr_route_normalize_url(pool, "api.openai.com/v1"));
+    ck_assert_ptr_null(cr_route_normalize_url(pool, "http://"));
+    ck_assert_ptr_null(cr_route_normalize_url(pool, "http:///v1"));
+    ck_assert_ptr_null(cr_route_normalize_url(pool, "http://host/v1?x=1"));
+    ck_assert_ptr_null(cr_route_normalize_url(pool, "http://host/v1#frag"));
+    ck_assert_ptr_null(cr_route_normalize_url(pool, "http://u:p@host/v1"));
+    ck_assert_ptr_null(cr_route_normalize_url(pool, "http://host/a b"));
+    ck_assert_ptr_null(cr_route_normalize_url(pool, ""));
+    ck_assert_ptr_null(cr_route_normalize_url(pool, NULL));
+}
+END_TEST
+
+static apr_array_header_t *make_routes(const cr_upstream_t *ups,
+                                       const char *const *spec)
+{
+    apr_array_header_t *routes = apr_array_make(pool, 4, sizeof(cr_route_t));
+
+    /* spec: glob, upstream index as "0".."9", ... NULL */
+    for (; spec[0] != NULL; spec += 2) {
+        cr_route_t *r = apr_array_push(routes);
+        r->glob = spec[0];
+        r->upstream = &ups[spec[1][0] - '0'];
+        r->upstream_name = r->upstream->name;
+    }
+    return routes;
+}
+
+START_TEST(route_find_first_match_and_protocol)
+{
+    static const cr_upstream_t ups[] = {
+        { "oa", CR_PROTO_OPENAI, "https://a/v1", NULL },
+        { "oa2", CR_PROTO_OPENAI, "https://b/v1", NULL },
+        { "an", CR_PROTO_ANTHROPIC, "https://c/v1", NULL },
+    };
+    static const char *const spec[] = {
+        "gpt-4o-mini", "1",
+        "gpt-*", "0",
+        "*", "1",
+        "claude-*", "2",
+        "o[13]-*", "0",
+        NULL
+    };
+    apr_array_header_t *routes = make_routes(ups, spec);
+    const cr_route_t *r;
+
+    r = cr_route_find(routes, "gpt-4o-mini", CR_PROTO_OPENAI);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r->upstream->name, "oa2");
+    r = cr_route_find(routes, "gpt-4o", CR_PROTO_OPENAI);
+    ck_assert_str_eq(r->upstream->name, "oa");
+    ck_assert_str_eq(r->glob, "gpt-*");
+    /* "*" comes before "claude-*" but speaks OpenAI. */
+    r = cr_route_find(routes, "claude-3-5-sonnet", CR_PROTO_OPENAI);
+    ck_assert_str_eq(r->upstream->name, "oa2");
+    r = cr_route_find(routes, "claude-3-5-sonnet", CR_PROTO_ANTHROPIC);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r->upstream->name, "an");
+    ck_assert_ptr_null(cr_route_find(routes, "gpt-4o", CR_PROTO_ANTHROPIC));
+    /* fnmatch semantics: case matters, "*" needs the full name to match. */
+    ck_assert_ptr_null(cr_route_find(routes, "Claude-3", CR_PROTO_ANTHROPIC));
+    ck_assert_ptr_null(cr_route_find(routes, "my-claude-3", CR_PROTO_ANTHROPIC));
+    ck_assert_ptr_null(cr_route_find(routes, NULL, CR_PROTO_OPENAI));
+    ck_assert_ptr_null(cr_route_find(NULL, "gpt-4o", CR_PROTO_OPENAI));
+}
+END_TEST
+
+START_TEST(route_find_bracket_glob_and_empty)
+{
+    static const cr_upstream_t ups[] = {
+        { "oa", CR_PROTO_OPENAI, "https://a/v1", NULL },
+    };
+    static const char *const spec[] = { "o[13]-*", "0", NULL };
+    apr_array_header_t *routes = make_routes(ups, spec);
+    apr_array_header_t *none = apr_array_make(pool, 1, sizeof(cr_route_t));
+
+    ck_assert_ptr_nonnull(cr_route_find(routes, "o1-mini", CR_PROTO_OPENAI));
+    ck_assert_ptr_nonnull(cr_route_find(routes, "o3-pro", CR_PROTO_OPENAI));
+    ck_assert_ptr_null(cr_route_find(routes, "o2-mini", CR_PROTO_OPENAI));
+    ck_assert_ptr_null(cr_route_find(none, "gpt-4o", CR_PROTO_OPENAI));
+}
+END_TEST
+
+START_TEST(route_credential_literal_and_env)
+{
+    const char *err = NULL;
+    const char *c;
+
+    c = cr_route_resolve_credential(pool, "sk-literal-123", &err);
+    ck_assert_str_eq(c, "sk-literal-123");
+    ck_assert_ptr_null(err);
+
+    setenv("CR_TEST_UPSTREAM_KEY", "sk-from-env-456", 1);
+    c = cr_route_resolve_credential(pool, "env:CR_TEST_UPSTREAM_KEY", &err);
+    ck_assert_str_eq(c, "sk-from-env-456");
+
+    unsetenv("CR_TEST_UPSTREAM_UNSET");
+    c = cr_route_resolve_credential(pool, "env:CR_TEST_UPSTREAM_UNSET", &err);
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "CR_TEST_UPSTREAM_UNSET"));
+
+    setenv("CR_TEST_UPSTREAM_EMPTY", "", 1);
+    err = NULL;
+    c = cr_route_resolve_credential(pool, "env:CR_TEST_UPSTREAM_EMPTY", &err);
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "CR_TEST_UPSTREAM_EMPTY"));
+
+    err = NULL;
+    ck_assert_ptr_null(cr_route_resolve_credential(pool, "env:", &err));
+    ck_assert_ptr_nonnull(err);
+    err = NULL;
+    ck_assert_ptr_null(cr_route_resolve_credential(pool, "", &err));
+    ck_assert_ptr_nonnull(err);
+}
+END_TEST
+
+/* Write content to a fresh temporary file; returns its path. */
+static const char *temp_file_with(const char *content, apr_size_t len)
+{
+    const char *dir;
+    char *path;
+    apr_file_t *f;
+    apr_size_t n = len;
+
+    ck_assert_int_eq(apr_temp_dir_get(&dir, pool), APR_SUCCESS);
+    path = apr_pstrcat(pool, dir, "/cr_test_credXXXXXX", NULL);
+    ck_assert_int_eq(apr_file_mktemp(&f, path, APR_FOPEN_CREATE
+                                     | APR_FOPEN_READ | APR_FOPEN_WRITE
+                                     | APR_FOPEN_EXCL, pool), APR_SUCCESS);
+    ck_assert_int_eq(apr_file_write_full(f, content, len, &n), APR_SUCCESS);
+    apr_file_close(f);
+    return path;
+}
+
+static const char *resolve_file(const char *content, apr_size_t len,
+                                const char **err)
+{
+    const char *path = temp_file_with(content, len);
+    const char *c = cr_route_resolve_credential(
+        pool, apr_pstrcat(pool, "file:", path, NULL), err);
+
+    apr_file_remove(path, pool);
+    if (c == NULL) {
+        ck_assert_ptr_nonnull(*err);
+        ck_assert_ptr_nonnull(strstr(*err, path));
+    }
+    return c;
+}
+
+START_TEST(route_credential_file)
+{
+    const char *err = NULL;
+
+    ck_assert_str_eq(resolve_file("sk-file-789\n", 12, &err), "sk-file-789");
+    ck_assert_str_eq(resolve_file("sk-file-789", 11, &err), "sk-file-789");
+    ck_assert_str_eq(resolve_file("sk-file-789\r\n", 13, &err), "sk-file-789");
+    ck_assert_str_eq(resolve_file("sk-file-789  \t\n", 15, &err),
+                     "sk-file-789");
+    ck_assert_str_eq(resolve_file("sk-first\nsk-second\n", 19, &err),
+                     "sk-first");
+
+    err = NULL;
+    ck_assert_ptr_null(resolve_file("", 0, &err));
+    err = NULL;
+    ck_assert_ptr_null(resolve_file("\n", 1, &err));
+    err = NULL;
+    ck_assert_ptr_null(resolve_file("  \r\n", 4, &err));
+    err = NULL;
+    ck_assert_ptr_null(resolve_file("\nsk-second-line\n", 16, &err));
+    ck_assert_ptr_null(strstr(err, "sk-second-line"));
+    err = NULL;
+    ck_assert_ptr_null(resolve_file("sk-SECRET\0tail\n", 15, &err));
+    ck_assert_ptr_null(strstr(err, "SECRET"));
+}
+END_TEST
+
+START_TEST(route_credential_file_missing)
+{
+    const char *err = NULL;
+    const char *c = cr_route_resolve_credential(
+        pool, "file:/nonexistent/cr-test/credential", &err);
+
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/cr-test/credential"));
+    err = NULL;
+    ck_assert_ptr_null(cr_route_resolve_credential(pool, "file:", &err));
+    ck_assert_ptr_nonnull(err);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static Suite *core_suite(void)
+{
+    Suite *s = suite_create("core");
+    TCase *tc;
+
+    tc = tcase_create("json");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, json_parse_and_read_members);
+    tcase_add_test(tc, json_error_has_position_never_input);
+    tcase_add_test(tc, json_error_kinds);
+    tcase_add_test(tc, json_duplicates_only_with_flag);
+    tcase_add_test(tc, json_rejects_nul);
+    tcase_add_test(tc, json_build_dump_roundtrip);
+    tcase_add_test(tc, json_member_outlives_parent_pool);
+    tcase_add_test(tc, json_stream_one_byte_at_a_time);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("body");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, body_cases_whole);
+    tcase_add_test(tc, body_cases_stream_one_byte);
+    tcase_add_test(tc, body_empty);
+    tcase_add_test(tc, body_model_length_limit);
+    tcase_add_test(tc, body_deep_nesting_is_invalid_not_a_crash);
+    tcase_add_test(tc, body_detail_never_quotes_body);
+    tcase_add_test(tc, body_stream_read_error);
+    tcase_add_test(tc, body_stream_immediate_read_error);
+    tcase_add_test(tc, body_content_type);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("error");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, error_table_covers_every_kind);
+    tcase_add_test(tc, error_openai_bodies);
+    tcase_add_test(tc, error_anthropic_bodies);
+    tcase_add_test(tc, error_custom_message_is_escaped);
+    tcase_add_test(tc, error_exact_openai_shape);
+    tcase_add_test(tc, error_default_messages_are_helpful);
+    tcase_add_test(tc, error_protocol_from_path);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reqid");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, reqid_valid_lengths);
+    tcase_add_test(tc, reqid_valid_characters);
+    tcase_add_test(tc, reqid_generate);
+    tcase_add_test(tc, reqid_choose_order);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("route");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, route_parse_protocol);
+    tcase_add_test(tc, route_normalize_url);
+    tcase_add_test(tc, route_find_first_match_and_protocol);
+    tcase_add_test(tc, route_find_bracket_glob_and_empty);
+    tcase_add_test(tc, route_credential_literal_and_env);
+    tcase_add_test(tc, route_credential_file);
+    tcase_add_test(tc, route_credential_file_missing);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
+
 int main(void)
 {
-    Suite *s = suite_create("placeholder");
-    TCase *tc = tcase_create("placeholder");
-    SRunner *sr;
+    SRunner *sr = srunner_create(core_suite());
     int failed;
-    tcase_add_test(tc, test_placeholder);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
+
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
