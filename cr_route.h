@@ -24,8 +24,10 @@ typedef struct {
 /* "openai" / "anthropic" (case-insensitive); -1 if neither. */
 int cr_route_parse_protocol(const char *s);
 
-/* Validate an upstream URL: http://, https:// or balancer://, with a host;
- * returns a copy without trailing slashes, or NULL. */
+/* Validate an upstream URL: http://, https:// or balancer://, with a host
+ * and without a query, fragment or user:password (the request's path and
+ * query are appended to it; credentials go in CREDENTIAL); returns a copy
+ * without trailing slashes, or NULL. */
 const char *cr_route_normalize_url(apr_pool_t *p, const char *url);
 
 /* First route (array of cr_route_t, file order) whose glob matches model
