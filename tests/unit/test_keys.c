@@ -1,16 +1,987 @@
 /* Licensed under the Apache License, Version 2.0. */
+
+/*
+ * Unit tests of credentials, keys, key records, times and the DBM key
+ * store (cr_cred.c, cr_key.c, cr_time.c, cr_store.c).
+ */
+
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
-START_TEST(test_placeholder) { ck_assert_int_eq(1, 1); }
+#include <string.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_hash.h>
+#include <apr_dbm.h>
+#include <apr_file_io.h>
+#include <apr_file_info.h>
+
+#include "cr_cred.h"
+#include "cr_key.h"
+#include "cr_store.h"
+#include "cr_time.h"
+
+static apr_pool_t *pool;
+
+static void setup(void)
+{
+    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+}
+
+/* "sk-" followed by n base62 characters. */
+static const char *make_key(int n)
+{
+    char *k = apr_palloc(pool, n + 4);
+    int i;
+
+    memcpy(k, "sk-", 3);
+    for (i = 0; i < n; i++) {
+        k[3 + i] = "abcXYZ019"[i % 9];
+    }
+    k[3 + n] = '\0';
+    return k;
+}
+
+static apr_time_t t3339(const char *s)
+{
+    apr_time_t t = 0;
+    ck_assert_msg(cr_time_parse_rfc3339(s, &t) == APR_SUCCESS,
+                  "should parse: %s", s);
+    return t;
+}
+
+/* ---------------------------------------------------------------- cred */
+
+START_TEST(cred_missing)
+{
+    const char *key = NULL;
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, NULL, &key),
+                     CR_CRED_MISSING);
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, "", &key), CR_CRED_MISSING);
+    ck_assert_int_eq(cr_cred_extract(pool, "Bearer", NULL, &key),
+                     CR_CRED_MISSING);
+    ck_assert_int_eq(cr_cred_extract(pool, "Bearer    ", NULL, &key),
+                     CR_CRED_MISSING);
+    ck_assert_int_eq(cr_cred_extract(pool, "Bearer ", "", &key),
+                     CR_CRED_MISSING);
+    ck_assert_ptr_null(key);
+}
 END_TEST
+
+START_TEST(cred_bearer_and_api_key)
+{
+    const char *good = make_key(48), *key = NULL;
+
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "Bearer ", good,
+                                                       NULL), NULL, &key),
+                     CR_CRED_OK);
+    ck_assert_str_eq(key, good);
+    key = NULL;
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "bearer   ",
+                                                       good, NULL), NULL,
+                                     &key), CR_CRED_OK);
+    ck_assert_str_eq(key, good);
+    key = NULL;
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "BEARER ", good,
+                                                       NULL), NULL, &key),
+                     CR_CRED_OK);
+    ck_assert_str_eq(key, good);
+    key = NULL;
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, good, &key), CR_CRED_OK);
+    ck_assert_str_eq(key, good);
+    /* The result is a copy, not the header itself. */
+    ck_assert_ptr_ne(key, good);
+    /* "Bearer" alone with an x-api-key: the x-api-key is the key. */
+    key = NULL;
+    ck_assert_int_eq(cr_cred_extract(pool, "Bearer ", good, &key),
+                     CR_CRED_OK);
+    ck_assert_str_eq(key, good);
+}
+END_TEST
+
+START_TEST(cred_both_headers)
+{
+    const char *a = make_key(48), *b = apr_pstrdup(pool, a), *key = NULL;
+    char *c = apr_pstrdup(pool, a);
+
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "Bearer ", a,
+                                                       NULL), b, &key),
+                     CR_CRED_OK);
+    ck_assert_str_eq(key, a);
+    c[20] = (c[20] == 'a') ? 'b' : 'a';
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "Bearer ", a,
+                                                       NULL), c, &key),
+                     CR_CRED_CONFLICT);
+    /* Different lengths conflict too. */
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "Bearer ", a,
+                                                       NULL), make_key(47),
+                                     &key), CR_CRED_CONFLICT);
+}
+END_TEST
+
+START_TEST(cred_other_scheme)
+{
+    const char *good = make_key(48), *key = NULL;
+
+    ck_assert_int_eq(cr_cred_extract(pool, "Basic dXNlcjpwYXNz", NULL, &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "Bearer\t", good,
+                                                       NULL), NULL, &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "Bearerx", good,
+                                                       NULL), NULL, &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, "Basic dXNlcjpwYXNz", good, &key),
+                     CR_CRED_OK);
+    ck_assert_str_eq(key, good);
+}
+END_TEST
+
+START_TEST(cred_malformed_keys)
+{
+    const char *key = NULL;
+    char *huge = apr_palloc(pool, 10 * 1024 + 1);
+
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, "sk-abc def", &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "Bearer ",
+                                                       make_key(48), " x",
+                                                       NULL), NULL, &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, apr_pstrcat(pool,
+                                     make_key(44), "\x01", "abcd", NULL),
+                                     &key), CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, apr_pstrcat(pool,
+                                     make_key(44), "\n", NULL), &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, "pk-0123456789012345678901"
+                                     "2345678901234567890", &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, apr_pstrcat(pool,
+                                     make_key(44), "\xc3\xa9", NULL), &key),
+                     CR_CRED_MALFORMED);
+
+    /* A 10 KB key: malformed, whichever header carries it. */
+    memcpy(huge, "sk-", 3);
+    memset(huge + 3, 'a', 10 * 1024 - 3);
+    huge[10 * 1024] = '\0';
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, huge, &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "Bearer ", huge,
+                                                       NULL), NULL, &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, apr_pstrcat(pool, "Bearer ", huge,
+                                                       NULL), huge, &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_ptr_null(key);
+}
+END_TEST
+
+START_TEST(cred_key_lengths)
+{
+    const char *key = NULL;
+
+    /* 42 and 129 characters in all: out; 43 and 128: in. */
+    ck_assert_int_eq(strlen(make_key(39)), 42);
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, make_key(39), &key),
+                     CR_CRED_MALFORMED);
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, make_key(40), &key),
+                     CR_CRED_OK);
+    ck_assert_int_eq(strlen(key), 43);
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, make_key(125), &key),
+                     CR_CRED_OK);
+    ck_assert_int_eq(strlen(key), 128);
+    ck_assert_int_eq(cr_cred_extract(pool, NULL, make_key(126), &key),
+                     CR_CRED_MALFORMED);
+    ck_assert(!cr_cred_key_wellformed(make_key(39)));
+    ck_assert(cr_cred_key_wellformed(make_key(40)));
+    ck_assert(cr_cred_key_wellformed(make_key(125)));
+    ck_assert(!cr_cred_key_wellformed(make_key(126)));
+    ck_assert(!cr_cred_key_wellformed(NULL));
+    ck_assert(!cr_cred_key_wellformed(""));
+}
+END_TEST
+
+START_TEST(cred_mask)
+{
+    const char *k = "sk-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHc66a";
+
+    ck_assert_str_eq(cr_cred_mask(pool, k), "sk-ab...c66a");
+    ck_assert_str_eq(cr_cred_mask(pool, "sk-short"), "sk-...");
+    ck_assert_str_eq(cr_cred_mask(pool, NULL), "sk-...");
+    ck_assert_str_eq(cr_cred_mask(pool, "some other secret value of length"
+                                  " 40 or so"), "sk-...");
+    ck_assert_ptr_null(strstr(cr_cred_mask(pool, k), "cdefghijklmn"));
+}
+END_TEST
+
+/* ----------------------------------------------------------------- key */
+
+START_TEST(key_generate_format)
+{
+    apr_hash_t *seen = apr_hash_make(pool);
+    int counts[256];
+    int i, c;
+
+    memset(counts, 0, sizeof(counts));
+    for (i = 0; i < 2000; i++) {
+        const char *key = NULL;
+        ck_assert_int_eq(cr_key_generate(pool, &key), APR_SUCCESS);
+        ck_assert_int_eq(strlen(key), 3 + CR_KEY_RANDOM_CHARS);
+        ck_assert(strncmp(key, "sk-", 3) == 0);
+        ck_assert(cr_cred_key_wellformed(key));
+        ck_assert_ptr_null(apr_hash_get(seen, key, APR_HASH_KEY_STRING));
+        apr_hash_set(seen, key, APR_HASH_KEY_STRING, key);
+        for (c = 3; key[c]; c++) {
+            counts[(unsigned char)key[c]]++;
+        }
+    }
+    ck_assert_int_eq(apr_hash_count(seen), 2000);
+    /* 96000 characters over 62 symbols: about 1548 each (sd ~39).  A
+     * modulo-biased generator gives its first 8 symbols ~1870. */
+    for (c = 0; c < 256; c++) {
+        int base62 = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z')
+                     || (c >= 'a' && c <= 'z');
+        if (base62) {
+            ck_assert_msg(counts[c] > 1348 && counts[c] < 1748,
+                          "symbol %c seen %d times", c, counts[c]);
+        }
+        else {
+            ck_assert_int_eq(counts[c], 0);
+        }
+    }
+}
+END_TEST
+
+START_TEST(key_new_id)
+{
+    const char *a = NULL, *b = NULL;
+
+    ck_assert_int_eq(cr_key_new_id(pool, &a), APR_SUCCESS);
+    ck_assert_int_eq(cr_key_new_id(pool, &b), APR_SUCCESS);
+    ck_assert_int_eq(strlen(a), 20);
+    ck_assert(strncmp(a, "key_", 4) == 0);
+    ck_assert(cr_key_id_wellformed(a));
+    ck_assert_str_ne(a, b);
+    ck_assert(!cr_key_id_wellformed("key_123"));
+    ck_assert(!cr_key_id_wellformed("key_0123456789abcdef0"));
+    ck_assert(!cr_key_id_wellformed("key_0123456789abcde-"));
+    ck_assert(!cr_key_id_wellformed("kex_0123456789abcdef"));
+    ck_assert(cr_key_id_wellformed("key_0123456789abcdeF"));
+}
+END_TEST
+
+START_TEST(key_hash_vector)
+{
+    ck_assert_str_eq(cr_key_hash(pool, "abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    ck_assert_str_eq(cr_key_hash(pool, ""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    ck_assert_int_eq(strlen(cr_key_hash(pool, make_key(48))),
+                     CR_KEY_HASH_HEX_LEN);
+}
+END_TEST
+
+static cr_key_record_t *sample_record(void)
+{
+    cr_key_record_t *rec = apr_pcalloc(pool, sizeof(*rec));
+
+    rec->id = "key_AbCdEfGh01234567";
+    rec->name = "ci \"bot\" 测试";
+    rec->models = cr_key_parse_models(pool, "gpt-*,claude-*");
+    rec->rpm = 60;
+    rec->created_at = t3339("2026-11-27T17:32:41Z");
+    rec->expires_at = t3339("2027-01-01T00:00:00Z");
+    rec->status = CR_KEY_ACTIVE;
+    rec->hint = "sk-ab...c66a";
+    return rec;
+}
+
+START_TEST(record_round_trip)
+{
+    cr_key_record_t *rec = sample_record(), *back;
+    const char *json, *err = NULL;
+
+    json = cr_key_record_to_json(pool, rec, 0);
+    ck_assert_ptr_nonnull(json);
+    ck_assert_str_eq(json,
+        "{\"id\":\"key_AbCdEfGh01234567\",\"name\":\"ci \\\"bot\\\" "
+        "\xe6\xb5\x8b\xe8\xaf\x95\",\"models\":[\"gpt-*\",\"claude-*\"],"
+        "\"rpm\":60,\"created_at\":\"2026-11-27T17:32:41Z\","
+        "\"expires_at\":\"2027-01-01T00:00:00Z\",\"status\":\"active\","
+        "\"hint\":\"sk-ab...c66a\"}");
+    back = cr_key_record_parse(pool, json, strlen(json), &err);
+    ck_assert_msg(back != NULL, "parse failed: %s", err);
+    ck_assert_str_eq(back->id, rec->id);
+    ck_assert_str_eq(back->name, rec->name);
+    ck_assert_int_eq(back->models->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(back->models, 1, const char *),
+                     "claude-*");
+    ck_assert_int_eq(back->rpm, 60);
+    ck_assert(back->created_at == rec->created_at);
+    ck_assert(back->expires_at == rec->expires_at);
+    ck_assert_int_eq(back->status, CR_KEY_ACTIVE);
+    ck_assert_str_eq(back->hint, rec->hint);
+
+    /* Unset rpm and no expiry are nulls; revoked round-trips. */
+    rec->rpm = CR_KEY_RPM_UNSET;
+    rec->expires_at = 0;
+    rec->status = CR_KEY_REVOKED;
+    json = cr_key_record_to_json(pool, rec, 0);
+    ck_assert_ptr_nonnull(strstr(json, "\"rpm\":null"));
+    ck_assert_ptr_nonnull(strstr(json, "\"expires_at\":null"));
+    ck_assert_ptr_nonnull(strstr(json, "\"status\":\"revoked\""));
+    back = cr_key_record_parse(pool, json, strlen(json), &err);
+    ck_assert_ptr_nonnull(back);
+    ck_assert_int_eq(back->rpm, CR_KEY_RPM_UNSET);
+    ck_assert(back->expires_at == 0);
+    ck_assert_int_eq(back->status, CR_KEY_REVOKED);
+
+    /* rpm 0 (no limit) is not the same as unset. */
+    rec->rpm = 0;
+    json = cr_key_record_to_json(pool, rec, 1);
+    back = cr_key_record_parse(pool, json, strlen(json), &err);
+    ck_assert_ptr_nonnull(back);
+    ck_assert_int_eq(back->rpm, 0);
+}
+END_TEST
+
+static const char *good_fields =
+    "\"name\":\"n\",\"models\":[\"*\"],\"rpm\":null,"
+    "\"created_at\":\"2026-11-27T17:32:41Z\",\"expires_at\":null,"
+    "\"status\":\"active\"";
+
+START_TEST(record_rejections)
+{
+    static const char *const bad[] = {
+        "",
+        "not json",
+        "[]",
+        "\"key\"",
+        "{}",
+        /* id */
+        "{\"name\":\"n\",\"models\":[\"*\"],\"rpm\":null,\"created_at\":"
+        "\"2026-11-27T17:32:41Z\",\"expires_at\":null,\"status\":\"active\"}",
+        "{\"id\":5,%s}",
+        "{\"id\":\"key_short\",%s}",
+        "{\"id\":\"sk-0123456789abcdef\",%s}",
+        NULL
+    };
+    static const char *const bad_members[] = {
+        "\"name\":3",
+        "\"name\":null",
+        "\"models\":[]",
+        "\"models\":\"*\"",
+        "\"models\":[\"\"]",
+        "\"models\":[3]",
+        "\"models\":null",
+        "\"rpm\":-1",
+        "\"rpm\":\"5\"",
+        "\"rpm\":1.5",
+        "\"rpm\":true",
+        "\"created_at\":null",
+        "\"created_at\":\"yesterday\"",
+        "\"created_at\":\"2026-02-30T00:00:00Z\"",
+        "\"expires_at\":\"tomorrow\"",
+        "\"expires_at\":0",
+        "\"status\":\"disabled\"",
+        "\"status\":\"Active\"",
+        "\"status\":null",
+        "\"hint\":7",
+        NULL
+    };
+    static const char *const member_names[] = {
+        "name", "models", "rpm", "created_at", "expires_at", "status", NULL
+    };
+    const char *err;
+    int i;
+
+    for (i = 0; bad[i]; i++) {
+        const char *json = strstr(bad[i], "%s")
+                           ? apr_psprintf(pool, bad[i], good_fields)
+                           : bad[i];
+        err = NULL;
+        ck_assert_msg(cr_key_record_parse(pool, json, strlen(json), &err)
+                      == NULL, "accepted: %s", json);
+        ck_assert_ptr_nonnull(err);
+    }
+    /* A good record, then each member replaced by a bad value (the bad
+     * value comes first: the duplicate check must not be what fails). */
+    for (i = 0; bad_members[i]; i++) {
+        const char *name_end = strchr(bad_members[i] + 1, '"');
+        const char *name = apr_pstrmemdup(pool, bad_members[i] + 1,
+                                          name_end - bad_members[i] - 1);
+        const char *rest = "", *json;
+        int m;
+        for (m = 0; member_names[m]; m++) {
+            if (strcmp(member_names[m], name) != 0) {
+                const char *pos = strstr(good_fields, apr_psprintf(pool,
+                                         "\"%s\":", member_names[m]));
+                const char *end = strstr(pos, ",\"");
+                rest = apr_pstrcat(pool, rest, ",",
+                                   end ? apr_pstrmemdup(pool, pos, end - pos)
+                                       : pos, NULL);
+            }
+        }
+        json = apr_psprintf(pool, "{\"id\":\"key_AbCdEfGh01234567\",%s%s}",
+                            bad_members[i], rest);
+        err = NULL;
+        ck_assert_msg(cr_key_record_parse(pool, json, strlen(json), &err)
+                      == NULL, "accepted: %s", json);
+        ck_assert_ptr_nonnull(err);
+    }
+    /* Each required member missing. */
+    for (i = 0; member_names[i]; i++) {
+        const char *pos = strstr(good_fields, apr_psprintf(pool, "\"%s\":",
+                                                           member_names[i]));
+        const char *end = strstr(pos + 1, ",\"");
+        const char *fields = apr_pstrcat(pool,
+            apr_pstrmemdup(pool, good_fields, pos - good_fields),
+            end ? end + 1 : "", NULL);
+        const char *json = apr_psprintf(pool, "{\"id\":\"key_AbCdEfGh01234567\""
+                                        ",%s}", fields);
+        apr_size_t len = strlen(json);
+        /* Dropping the last member leaves a trailing comma: remove it. */
+        if (len > 2 && json[len - 2] == ',') {
+            json = apr_pstrcat(pool, apr_pstrmemdup(pool, json, len - 2), "}",
+                               NULL);
+        }
+        err = NULL;
+        ck_assert_msg(cr_key_record_parse(pool, json, strlen(json), &err)
+                      == NULL, "accepted without %s: %s", member_names[i],
+                      json);
+        ck_assert_ptr_nonnull(strstr(err, member_names[i]));
+    }
+    /* A duplicate member. */
+    {
+        const char *json = apr_psprintf(pool, "{\"id\":\"key_AbCdEfGh01234567\""
+                                        ",%s,\"status\":\"revoked\"}",
+                                        good_fields);
+        ck_assert_ptr_null(cr_key_record_parse(pool, json, strlen(json),
+                                               &err));
+    }
+    /* And the good record itself parses (so the cases above fail for
+     * their own reason). */
+    {
+        const char *json = apr_psprintf(pool, "{\"id\":\"key_AbCdEfGh01234567\""
+                                        ",%s}", good_fields);
+        cr_key_record_t *rec = cr_key_record_parse(pool, json, strlen(json),
+                                                   &err);
+        ck_assert_ptr_nonnull(rec);
+        ck_assert_str_eq(rec->hint, "");
+    }
+}
+END_TEST
+
+START_TEST(models_parse_and_match)
+{
+    cr_key_record_t rec;
+    apr_array_header_t *m;
+    char long_glob[300];
+
+    m = cr_key_parse_models(pool, "gpt-*, claude-3-*");
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(m->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(m, 1, const char *), "claude-3-*");
+    ck_assert_ptr_null(cr_key_parse_models(pool, ""));
+    ck_assert_ptr_null(cr_key_parse_models(pool, "a,,b"));
+    ck_assert_ptr_null(cr_key_parse_models(pool, "a,"));
+    ck_assert_ptr_null(cr_key_parse_models(pool, " "));
+    ck_assert_ptr_null(cr_key_parse_models(pool, NULL));
+    memset(long_glob, 'g', 256);
+    long_glob[256] = '\0';
+    ck_assert_ptr_null(cr_key_parse_models(pool, long_glob));
+    long_glob[255] = '\0';
+    ck_assert_ptr_nonnull(cr_key_parse_models(pool, long_glob));
+
+    memset(&rec, 0, sizeof(rec));
+    rec.models = m;
+    ck_assert(cr_key_model_allowed(&rec, "gpt-4o"));
+    ck_assert(cr_key_model_allowed(&rec, "claude-3-opus"));
+    ck_assert(!cr_key_model_allowed(&rec, "claude-sonnet-4"));
+    ck_assert(!cr_key_model_allowed(&rec, "xgpt-4o"));
+    ck_assert(!cr_key_model_allowed(&rec, NULL));
+    rec.models = cr_key_parse_models(pool, "*");
+    ck_assert(cr_key_model_allowed(&rec, "anything/at:all"));
+    rec.models = cr_key_parse_models(pool, "gpt-4o");
+    ck_assert(cr_key_model_allowed(&rec, "gpt-4o"));
+    ck_assert(!cr_key_model_allowed(&rec, "gpt-4o-mini"));
+}
+END_TEST
+
+START_TEST(key_usability)
+{
+    cr_key_record_t *rec = sample_record();
+    apr_time_t now = t3339("2026-12-01T00:00:00Z");
+
+    ck_assert_int_eq(cr_key_usability(rec, now), CR_KEY_USABLE);
+    rec->expires_at = now;
+    ck_assert_int_eq(cr_key_usability(rec, now), CR_KEY_IS_EXPIRED);
+    ck_assert_int_eq(cr_key_usability(rec, now - 1), CR_KEY_USABLE);
+    rec->expires_at = now - apr_time_from_sec(3600);
+    ck_assert_int_eq(cr_key_usability(rec, now), CR_KEY_IS_EXPIRED);
+    rec->expires_at = 0;
+    ck_assert_int_eq(cr_key_usability(rec, now), CR_KEY_USABLE);
+    rec->status = CR_KEY_REVOKED;
+    ck_assert_int_eq(cr_key_usability(rec, now), CR_KEY_IS_REVOKED);
+    rec->expires_at = now - 1;
+    ck_assert_int_eq(cr_key_usability(rec, now), CR_KEY_IS_REVOKED);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- time */
+
+START_TEST(time_parse_valid)
+{
+    apr_time_t base = apr_time_from_sec(APR_INT64_C(1767225600));
+                      /* 2026-01-01T00:00:00Z */
+
+    ck_assert(t3339("1970-01-01T00:00:00Z") == 0);
+    ck_assert(t3339("2026-01-01T00:00:00Z") == base);
+    ck_assert(t3339("2026-01-01t00:00:00z") == base);
+    ck_assert(t3339("2026-01-01T02:00:00+02:00") == base);
+    ck_assert(t3339("2025-12-31T18:30:00-05:30") == base);
+    ck_assert(t3339("2026-01-01T00:00:00+00:00") == base);
+    ck_assert(t3339("2026-01-01T00:00:00-00:00") == base);
+    ck_assert(t3339("2026-01-01T00:00:00.5Z") == base + 500000);
+    ck_assert(t3339("2026-01-01T00:00:00.123456789Z") == base + 123456);
+    ck_assert(t3339("2026-01-01T00:00:00.000001Z") == base + 1);
+    /* Leap years. */
+    ck_assert(t3339("2024-02-29T00:00:00Z")
+              == t3339("2024-03-01T00:00:00Z") - apr_time_from_sec(86400));
+    t3339("2000-02-29T12:00:00Z");
+    t3339("2026-12-31T23:59:59Z");
+    t3339("9999-12-31T23:59:59Z");
+}
+END_TEST
+
+START_TEST(time_parse_invalid)
+{
+    static const char *const bad[] = {
+        "", "2026", "2026-01-01", "2026-01-01T00:00:00",
+        "2026-01-01 00:00:00Z", "2026-1-01T00:00:00Z",
+        "2026-01-01T00:00Z", "2026-02-30T00:00:00Z", "2023-02-29T00:00:00Z",
+        "2100-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
+        "2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z",
+        "2026-01-00T00:00:00Z", "2026-01-01T24:00:00Z",
+        "2026-01-01T00:60:00Z", "2026-01-01T00:00:60Z",
+        "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+2:00",
+        "2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00+01:60",
+        "2026-01-01T00:00:00+0100", "2026-01-01T00:00:00ZZ",
+        "2026-01-01T00:00:00Z ", " 2026-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z", "+2026-01-01T00:00:00Z", "２026-01-01T00:00:00Z",
+        NULL
+    };
+    apr_time_t t;
+    int i;
+
+    for (i = 0; bad[i]; i++) {
+        ck_assert_msg(cr_time_parse_rfc3339(bad[i], &t) == APR_EINVAL,
+                      "accepted: \"%s\"", bad[i]);
+    }
+    ck_assert_int_eq(cr_time_parse_rfc3339(NULL, &t), APR_EINVAL);
+}
+END_TEST
+
+START_TEST(time_format)
+{
+    ck_assert_str_eq(cr_time_format_rfc3339(pool, 0),
+                     "1970-01-01T00:00:00Z");
+    ck_assert_str_eq(cr_time_format_rfc3339(pool,
+                     apr_time_from_sec(APR_INT64_C(1709164800)) + 999999),
+                     "2024-02-29T00:00:00Z");
+    ck_assert_str_eq(cr_time_format_rfc3339(pool,
+                     t3339("2026-06-30T23:59:59+02:00")),
+                     "2026-06-30T21:59:59Z");
+}
+END_TEST
+
+START_TEST(time_expires)
+{
+    apr_time_t now = t3339("2026-11-27T17:32:41Z") + 123, t = 0;
+
+    ck_assert_int_eq(cr_time_parse_expires("+10s", now, &t), APR_SUCCESS);
+    ck_assert(t == now + apr_time_from_sec(10));
+    ck_assert_int_eq(cr_time_parse_expires("+5m", now, &t), APR_SUCCESS);
+    ck_assert(t == now + apr_time_from_sec(300));
+    ck_assert_int_eq(cr_time_parse_expires("+2h", now, &t), APR_SUCCESS);
+    ck_assert(t == now + apr_time_from_sec(7200));
+    ck_assert_int_eq(cr_time_parse_expires("+30d", now, &t), APR_SUCCESS);
+    ck_assert(t == now + apr_time_from_sec(30 * 86400));
+    ck_assert_int_eq(cr_time_parse_expires("2027-01-01T00:00:00Z", now, &t),
+                     APR_SUCCESS);
+    ck_assert(t == t3339("2027-01-01T00:00:00Z"));
+
+    t = 42;
+    ck_assert_int_eq(cr_time_parse_expires("+0s", now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("+5x", now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("+5", now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("+", now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("+s", now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("+-1s", now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("+1ss", now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("+1 s", now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("5s", now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("", now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires(NULL, now, &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("tomorrow", now, &t), APR_EINVAL);
+    /* Overflow of the number, of the 64-bit microseconds, of the year. */
+    ck_assert_int_eq(cr_time_parse_expires("+99999999999999999999999d", now,
+                                           &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("+9223372036854775807s", now,
+                                           &t), APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("+106751991167d", now, &t),
+                     APR_EINVAL);
+    ck_assert_int_eq(cr_time_parse_expires("+3000000d", now, &t),
+                     APR_EINVAL);
+    ck_assert(t == 42);
+    /* Large but within year 9999: fine. */
+    ck_assert_int_eq(cr_time_parse_expires("+2000000d", now, &t),
+                     APR_SUCCESS);
+    ck_assert_ptr_nonnull(cr_time_format_rfc3339(pool, t));
+}
+END_TEST
+
+START_TEST(time_duration)
+{
+    ck_assert_str_eq(cr_time_format_duration(pool, 0), "0s");
+    ck_assert_str_eq(cr_time_format_duration(pool, -5), "0s");
+    ck_assert_str_eq(cr_time_format_duration(pool, 1), "1ms");
+    ck_assert_str_eq(cr_time_format_duration(pool, 250000), "250ms");
+    ck_assert_str_eq(cr_time_format_duration(pool, 250001), "251ms");
+    ck_assert_str_eq(cr_time_format_duration(pool, 999999), "1s");
+    ck_assert_str_eq(cr_time_format_duration(pool, 1000000), "1s");
+    ck_assert_str_eq(cr_time_format_duration(pool, 1200000), "2s");
+    ck_assert_str_eq(cr_time_format_duration(pool, apr_time_from_sec(59)),
+                     "59s");
+    ck_assert_str_eq(cr_time_format_duration(pool, apr_time_from_sec(60)),
+                     "1m0s");
+    ck_assert_str_eq(cr_time_format_duration(pool, apr_time_from_sec(360)),
+                     "6m0s");
+    ck_assert_str_eq(cr_time_format_duration(pool, apr_time_from_sec(3600)),
+                     "1h0m0s");
+    ck_assert_str_eq(cr_time_format_duration(pool, apr_time_from_sec(3723)),
+                     "1h2m3s");
+}
+END_TEST
+
+/* --------------------------------------------------------------- store */
+
+static const char *temp_store_dir(void)
+{
+    const char *tmp = NULL;
+    char *dir;
+
+    ck_assert_int_eq(apr_temp_dir_get(&tmp, pool), APR_SUCCESS);
+    dir = apr_pstrcat(pool, tmp, "/cr-test-keys-XXXXXX", NULL);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    return dir;
+}
+
+static void remove_store_dir(const char *dir)
+{
+    const char *files[] = { "keys.pag", "keys.dir", NULL };
+    int i;
+
+    for (i = 0; files[i]; i++) {
+        apr_file_remove(apr_pstrcat(pool, dir, "/", files[i], NULL), pool);
+    }
+    apr_dir_remove(dir, pool);
+}
+
+/* Does the file contain needle? */
+static int file_contains(const char *path, const char *needle)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t n;
+    char *buf;
+    apr_size_t i, len = strlen(needle);
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ, 0, pool) != APR_SUCCESS) {
+        return 0;
+    }
+    ck_assert_int_eq(apr_file_info_get(&fi, APR_FINFO_SIZE, f), APR_SUCCESS);
+    n = (apr_size_t)fi.size;
+    buf = apr_palloc(pool, n + 1);
+    ck_assert_int_eq(apr_file_read_full(f, buf, n, &n), APR_SUCCESS);
+    apr_file_close(f);
+    for (i = 0; i + len <= n; i++) {
+        if (memcmp(buf + i, needle, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+START_TEST(store_spec)
+{
+    const char *type, *path;
+
+    ck_assert_int_eq(cr_store_parse_spec(pool, "sdbm:/var/keys", &type,
+                                         &path), APR_SUCCESS);
+    ck_assert_str_eq(type, "sdbm");
+    ck_assert_str_eq(path, "/var/keys");
+    ck_assert_int_eq(cr_store_parse_spec(pool, "SDBM:/a:b", &type, &path),
+                     APR_SUCCESS);
+    ck_assert_str_eq(type, "sdbm");
+    ck_assert_str_eq(path, "/a:b");
+    ck_assert_int_eq(cr_store_parse_spec(pool, "/var/keys", &type, &path),
+                     APR_SUCCESS);
+    ck_assert_str_eq(type, "default");
+    ck_assert_int_eq(cr_store_parse_spec(pool, "db:keys", &type, &path),
+                     APR_SUCCESS);
+    ck_assert_str_eq(type, "db");
+    ck_assert_int_ne(cr_store_parse_spec(pool, "", &type, &path),
+                     APR_SUCCESS);
+    ck_assert_int_ne(cr_store_parse_spec(pool, "sdbm:", &type, &path),
+                     APR_SUCCESS);
+    ck_assert_int_ne(cr_store_parse_spec(pool, ":/x", &type, &path),
+                     APR_SUCCESS);
+    ck_assert_int_ne(cr_store_parse_spec(pool, "lmdbx:/x", &type, &path),
+                     APR_SUCCESS);
+}
+END_TEST
+
+START_TEST(store_lifecycle)
+{
+    const char *dir = temp_store_dir();
+    const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
+    cr_key_record_t tmpl, *rec, *rec2, *got, changes;
+    const char *key, *key2, *err = NULL, *hash = NULL;
+    apr_array_header_t *list;
+    cr_store_t *store;
+    char errbuf[256];
+
+    /* Reading a store that does not exist yet: a clear error. */
+    ck_assert_int_ne(cr_store_open(pool, spec, 0, &store, errbuf,
+                                   sizeof(errbuf)), APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(errbuf, "does not exist"));
+
+    memset(&tmpl, 0, sizeof(tmpl));
+    tmpl.name = "first";
+    tmpl.models = cr_key_parse_models(pool, "gpt-*");
+    tmpl.rpm = 60;
+    tmpl.expires_at = 0;
+    ck_assert_int_eq(cr_store_create_key(pool, spec, &tmpl, &key, &rec, &err),
+                     APR_SUCCESS);
+    ck_assert(cr_cred_key_wellformed(key));
+    ck_assert(cr_key_id_wellformed(rec->id));
+    ck_assert_str_eq(rec->hint, cr_cred_mask(pool, key));
+    ck_assert_int_eq(rec->status, CR_KEY_ACTIVE);
+    ck_assert(rec->created_at > 0);
+
+    tmpl.name = "second";
+    tmpl.models = cr_key_parse_models(pool, "*");
+    tmpl.rpm = CR_KEY_RPM_UNSET;
+    tmpl.expires_at = t3339("2030-01-01T00:00:00Z");
+    ck_assert_int_eq(cr_store_create_key(pool, spec, &tmpl, &key2, &rec2,
+                                         &err), APR_SUCCESS);
+    ck_assert_str_ne(key, key2);
+    ck_assert_str_ne(rec->id, rec2->id);
+
+    /* Only hashes are on disk. */
+    ck_assert(!file_contains(apr_pstrcat(pool, dir, "/keys.pag", NULL), key));
+    ck_assert(!file_contains(apr_pstrcat(pool, dir, "/keys.pag", NULL),
+                             key + 3));
+    ck_assert(file_contains(apr_pstrcat(pool, dir, "/keys.pag", NULL),
+                            cr_key_hash(pool, key)));
+
+    ck_assert_int_eq(cr_store_open(pool, spec, 0, &store, errbuf,
+                                   sizeof(errbuf)), APR_SUCCESS);
+    ck_assert_int_eq(cr_store_fetch_by_hash(store, pool,
+                                            cr_key_hash(pool, key), &got),
+                     APR_SUCCESS);
+    ck_assert_str_eq(got->id, rec->id);
+    ck_assert_str_eq(got->name, "first");
+    ck_assert_int_eq(got->rpm, 60);
+    ck_assert(cr_key_model_allowed(got, "gpt-4o"));
+    ck_assert(!cr_key_model_allowed(got, "claude-3"));
+    ck_assert_int_eq(cr_store_fetch_by_id(store, pool, rec2->id, &got, &hash),
+                     APR_SUCCESS);
+    ck_assert_str_eq(hash, cr_key_hash(pool, key2));
+    ck_assert(got->expires_at == t3339("2030-01-01T00:00:00Z"));
+    ck_assert_int_eq(got->rpm, CR_KEY_RPM_UNSET);
+    ck_assert_int_eq(cr_store_fetch_by_hash(store, pool,
+                     cr_key_hash(pool, make_key(48)), &got), APR_NOTFOUND);
+    ck_assert_int_eq(cr_store_fetch_by_id(store, pool, "key_0000000000000000",
+                                          &got, NULL), APR_NOTFOUND);
+    ck_assert_int_eq(cr_store_list(store, pool, &list), APR_SUCCESS);
+    ck_assert_int_eq(list->nelts, 2);
+    cr_store_close(store);
+
+    /* Update: only what is given changes. */
+    memset(&changes, 0, sizeof(changes));
+    changes.rpm = 5;
+    changes.expires_at = CR_STORE_EXPIRES_KEEP;
+    ck_assert_int_eq(cr_store_update_key(pool, spec, rec2->id, &changes, &got,
+                                         &err), APR_SUCCESS);
+    ck_assert_int_eq(got->rpm, 5);
+    ck_assert_str_eq(got->name, "second");
+    ck_assert(got->expires_at == t3339("2030-01-01T00:00:00Z"));
+    changes.rpm = CR_STORE_RPM_KEEP;
+    changes.expires_at = 0;
+    changes.name = "renamed";
+    changes.models = cr_key_parse_models(pool, "claude-*,gpt-4o");
+    ck_assert_int_eq(cr_store_update_key(pool, spec, rec2->id, &changes, &got,
+                                         &err), APR_SUCCESS);
+    ck_assert_int_eq(got->rpm, 5);
+    ck_assert(got->expires_at == 0);
+    ck_assert_str_eq(got->name, "renamed");
+    ck_assert_int_eq(got->models->nelts, 2);
+    ck_assert_int_eq(cr_store_update_key(pool, spec, "key_0000000000000000",
+                                         &changes, &got, &err),
+                     APR_NOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err, "key_0000000000000000"));
+
+    /* Revoke, then the lookup by hash sees it at once. */
+    ck_assert_int_eq(cr_store_revoke_key(pool, spec, rec->id, &got, &err),
+                     APR_SUCCESS);
+    ck_assert_int_eq(got->status, CR_KEY_REVOKED);
+    ck_assert_int_eq(cr_store_revoke_key(pool, spec, "key_0000000000000000",
+                                         &got, &err), APR_NOTFOUND);
+    ck_assert_int_eq(cr_store_open(pool, spec, 0, &store, errbuf,
+                                   sizeof(errbuf)), APR_SUCCESS);
+    ck_assert_int_eq(cr_store_fetch_by_hash(store, pool,
+                                            cr_key_hash(pool, key), &got),
+                     APR_SUCCESS);
+    ck_assert_int_eq(cr_key_usability(got, apr_time_now()),
+                     CR_KEY_IS_REVOKED);
+    ck_assert_int_eq(cr_store_list(store, pool, &list), APR_SUCCESS);
+    ck_assert_int_eq(list->nelts, 2);
+    /* Oldest first (same second: by id). */
+    ck_assert(APR_ARRAY_IDX(list, 0, cr_key_record_t *)->created_at
+              <= APR_ARRAY_IDX(list, 1, cr_key_record_t *)->created_at);
+    cr_store_close(store);
+    remove_store_dir(dir);
+}
+END_TEST
+
+START_TEST(store_errors)
+{
+    const char *dir = temp_store_dir();
+    const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
+    cr_key_record_t tmpl, *rec, *got;
+    const char *key, *err = NULL, *models = "m0";
+    cr_store_t *store;
+    apr_dbm_t *dbm;
+    apr_datum_t k, v;
+    char errbuf[256];
+    int i;
+
+    ck_assert_int_ne(cr_store_open(pool, "nosuchtype:/x", 0, &store, errbuf,
+                                   sizeof(errbuf)), APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(errbuf, "unknown DBM type"));
+    ck_assert_int_ne(cr_store_open(pool, "sdbm:", 0, &store, errbuf,
+                                   sizeof(errbuf)), APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(errbuf, "invalid key store"));
+    /* Creating a store under a regular file or a missing directory. */
+    ck_assert_int_ne(cr_store_open(pool, "sdbm:/etc/passwd/keys", 1, &store,
+                                   errbuf, sizeof(errbuf)), APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(errbuf, "cannot open key store"));
+    memset(&tmpl, 0, sizeof(tmpl));
+    tmpl.models = cr_key_parse_models(pool, "*");
+    tmpl.rpm = CR_KEY_RPM_UNSET;
+    ck_assert_int_ne(cr_store_create_key(pool, apr_pstrcat(pool, "sdbm:", dir,
+                                         "/no/such/dir/keys", NULL), &tmpl,
+                                         &key, &rec, &err), APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(err, "cannot open key store"));
+
+    /* A record too large for sdbm: refused with a reason, nothing
+     * written. */
+    for (i = 1; i < 120; i++) {
+        models = apr_psprintf(pool, "%s,model-%d-*", models, i);
+    }
+    tmpl.models = cr_key_parse_models(pool, models);
+    err = NULL;
+    ck_assert_int_eq(cr_store_create_key(pool, spec, &tmpl, &key, &rec, &err),
+                     APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "too large"));
+
+    /* A corrupt record: a clear error, not a crash or a usable key. */
+    tmpl.models = cr_key_parse_models(pool, "*");
+    ck_assert_int_eq(cr_store_create_key(pool, spec, &tmpl, &key, &rec, &err),
+                     APR_SUCCESS);
+    ck_assert_int_eq(apr_dbm_open_ex(&dbm, "sdbm", apr_pstrcat(pool, dir,
+                                     "/keys", NULL), APR_DBM_READWRITE,
+                                     APR_OS_DEFAULT, pool), APR_SUCCESS);
+    k.dptr = apr_pstrcat(pool, "h:", cr_key_hash(pool, key), NULL);
+    k.dsize = strlen(k.dptr);
+    v.dptr = "{\"id\":\"key_AbCdEfGh01234567\",\"status\":\"active\"}";
+    v.dsize = strlen(v.dptr);
+    ck_assert_int_eq(apr_dbm_store(dbm, k, v), APR_SUCCESS);
+    apr_dbm_close(dbm);
+    ck_assert_int_eq(cr_store_open(pool, spec, 0, &store, errbuf,
+                                   sizeof(errbuf)), APR_SUCCESS);
+    ck_assert_int_eq(cr_store_fetch_by_hash(store, pool,
+                                            cr_key_hash(pool, key), &got),
+                     APR_EGENERAL);
+    ck_assert_ptr_nonnull(strstr(cr_store_last_error(store), "corrupt"));
+    ck_assert_int_eq(cr_store_fetch_by_id(store, pool, rec->id, &got, NULL),
+                     APR_EGENERAL);
+    cr_store_close(store);
+    ck_assert_int_ne(cr_store_revoke_key(pool, spec, rec->id, &got, &err),
+                     APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(err, "corrupt"));
+    remove_store_dir(dir);
+}
+END_TEST
+
 int main(void)
 {
-    Suite *s = suite_create("placeholder");
-    TCase *tc = tcase_create("placeholder");
+    Suite *s = suite_create("keys");
+    TCase *tc;
     SRunner *sr;
     int failed;
-    tcase_add_test(tc, test_placeholder);
+
+    apr_initialize();
+    atexit(apr_terminate);
+
+    tc = tcase_create("cred");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, cred_missing);
+    tcase_add_test(tc, cred_bearer_and_api_key);
+    tcase_add_test(tc, cred_both_headers);
+    tcase_add_test(tc, cred_other_scheme);
+    tcase_add_test(tc, cred_malformed_keys);
+    tcase_add_test(tc, cred_key_lengths);
+    tcase_add_test(tc, cred_mask);
     suite_add_tcase(s, tc);
+
+    tc = tcase_create("key");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, key_generate_format);
+    tcase_add_test(tc, key_new_id);
+    tcase_add_test(tc, key_hash_vector);
+    tcase_add_test(tc, record_round_trip);
+    tcase_add_test(tc, record_rejections);
+    tcase_add_test(tc, models_parse_and_match);
+    tcase_add_test(tc, key_usability);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("time");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, time_parse_valid);
+    tcase_add_test(tc, time_parse_invalid);
+    tcase_add_test(tc, time_format);
+    tcase_add_test(tc, time_expires);
+    tcase_add_test(tc, time_duration);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("store");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, store_spec);
+    tcase_add_test(tc, store_lifecycle);
+    tcase_add_test(tc, store_errors);
+    suite_add_tcase(s, tc);
+
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
