@@ -74,6 +74,10 @@
 
 /* Per-request state of a gateway request. */
 typedef struct {
+    /* The client's credential headers, taken out of headers_in as soon as
+     * the request is read (see clawdrouter_post_read_request). */
+    const char *authorization;
+    const char *x_api_key;
     cr_protocol_e protocol;
     const char *request_id;
     const cr_key_record_t *key;
@@ -634,13 +638,7 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
     apr_status_t rv;
     char errbuf[256];
 
-    cs = cr_cred_extract(r->pool, apr_table_get(r->headers_in,
-                                                "Authorization"),
-                         apr_table_get(r->headers_in, "x-api-key"), &key);
-    /* The client's credential goes no further: not to the upstream, not
-     * to a log format that names the header. */
-    apr_table_unset(r->headers_in, "Authorization");
-    apr_table_unset(r->headers_in, "x-api-key");
+    cs = cr_cred_extract(r->pool, ctx->authorization, ctx->x_api_key, &key);
     switch (cs) {
     case CR_CRED_OK:
         break;
@@ -837,11 +835,11 @@ static int clawdrouter_fixups(request_rec *r)
     cr_request_ctx *ctx;
     int rc;
 
-    if (dconf->enabled != 1 || r->main || r->prev) {
+    ctx = get_ctx(r);
+    if (dconf->enabled != 1 || r->main || r->prev || !ctx) {
         return DECLINED;
     }
 
-    ctx = apr_pcalloc(r->pool, sizeof(*ctx));
     ctx->protocol = cr_protocol_from_path(r->uri);
     ctx->request_id = cr_reqid_choose(r->pool,
                                       apr_table_get(r->headers_in,
@@ -850,7 +848,6 @@ static int clawdrouter_fixups(request_rec *r)
                                                     "X-Request-Id"),
                                       apr_table_get(r->headers_in,
                                                     "X-Client-Request-Id"));
-    ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
     apr_table_setn(r->err_headers_out, "Request-Id", ctx->request_id);
     apr_table_setn(r->subprocess_env, CR_ENV_REQUEST_ID, ctx->request_id);
 
@@ -892,6 +889,52 @@ static int clawdrouter_fixups(request_rec *r)
                   "key %s model %s -> upstream %s", ctx->key->id,
                   ctx->model, ctx->upstream->name);
     return OK;
+}
+
+/* The client's key must not reach even httpd's own trace4 dump of the
+ * request headers, which comes before any per-directory hook: take the
+ * credential headers out now, and put them back in header_parser for
+ * requests the gateway does not serve (Basic auth elsewhere needs them). */
+static int clawdrouter_post_read_request(request_rec *r)
+{
+    const char *authorization = apr_table_get(r->headers_in,
+                                              "Authorization");
+    const char *x_api_key = apr_table_get(r->headers_in, "x-api-key");
+    cr_request_ctx *ctx;
+
+    if (r->main || r->prev || (!authorization && !x_api_key)) {
+        return DECLINED;
+    }
+    ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    ctx->authorization = authorization;
+    ctx->x_api_key = x_api_key;
+    ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
+    apr_table_unset(r->headers_in, "Authorization");
+    apr_table_unset(r->headers_in, "x-api-key");
+    return DECLINED;
+}
+
+static int clawdrouter_header_parser(request_rec *r)
+{
+    cr_dir_conf *dconf = ap_get_module_config(r->per_dir_config,
+                                              &clawdrouter_module);
+    cr_request_ctx *ctx = get_ctx(r);
+
+    if (!ctx) {
+        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+        ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
+    }
+    if (dconf->enabled != 1) {
+        if (ctx->authorization) {
+            apr_table_setn(r->headers_in, "Authorization",
+                           ctx->authorization);
+        }
+        if (ctx->x_api_key) {
+            apr_table_setn(r->headers_in, "x-api-key", ctx->x_api_key);
+        }
+        ap_set_module_config(r->request_config, &clawdrouter_module, NULL);
+    }
+    return DECLINED;
 }
 
 /* mod_proxy's proxy_fixups hook: runs on the copy of the headers that is
@@ -1113,6 +1156,12 @@ static void register_hooks(apr_pool_t *p)
     static const char *const before_proxy[] = { "mod_proxy.c", NULL };
 
     (void)p;
+    /* Take the client's credential headers out of the request at once. */
+    ap_hook_post_read_request(clawdrouter_post_read_request, NULL, NULL,
+                              APR_HOOK_REALLY_FIRST);
+    /* ... and give them back where the gateway is not On. */
+    ap_hook_header_parser(clawdrouter_header_parser, NULL, NULL,
+                          APR_HOOK_REALLY_FIRST);
     /* Register the rate store's mutex type. */
     ap_hook_pre_config(clawdrouter_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Resolve routes, create the rate store. */
