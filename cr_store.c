@@ -83,9 +83,10 @@ const char *cr_store_last_error(const cr_store_t *store)
     return (store && store->error) ? store->error : "unknown error";
 }
 
-apr_status_t cr_store_open(apr_pool_t *p, const char *spec, int writable,
-                           cr_store_t **store, char *errbuf,
-                           apr_size_t errlen)
+/* Open; must_exist: fail plainly if the store's files are absent. */
+static apr_status_t open_store(apr_pool_t *p, const char *spec, int writable,
+                               int must_exist, cr_store_t **store,
+                               char *errbuf, apr_size_t errlen)
 {
     const char *type = NULL, *path = NULL, *used1 = NULL, *used2 = NULL;
     apr_finfo_t finfo;
@@ -113,7 +114,7 @@ apr_status_t cr_store_open(apr_pool_t *p, const char *spec, int writable,
                      "this apr-util (%s)", type, errstr(p, rv));
         return rv;
     }
-    if (!writable) {
+    if (must_exist) {
         /* Say plainly that the store is missing, rather than whatever
          * the DBM library makes of an absent file. */
         rv = apr_stat(&finfo, used1, APR_FINFO_TYPE, p);
@@ -153,6 +154,13 @@ apr_status_t cr_store_open(apr_pool_t *p, const char *spec, int writable,
     }
     *store = s;
     return APR_SUCCESS;
+}
+
+apr_status_t cr_store_open(apr_pool_t *p, const char *spec, int writable,
+                           cr_store_t **store, char *errbuf,
+                           apr_size_t errlen)
+{
+    return open_store(p, spec, writable, !writable, store, errbuf, errlen);
 }
 
 void cr_store_close(cr_store_t *store)
@@ -362,12 +370,16 @@ apr_status_t cr_store_list(cr_store_t *store, apr_pool_t *p,
     return APR_SUCCESS;
 }
 
-/* Open for writing; on failure *err gets the reason. */
+/* Open for writing (creating the store only when asked: changing a key
+ * in a store that does not exist is an error, not a new empty store); on
+ * failure *err gets the reason. */
 static apr_status_t open_for_change(apr_pool_t *p, const char *spec,
-                                    cr_store_t **store, const char **err)
+                                    int create, cr_store_t **store,
+                                    const char **err)
 {
     char buf[512];
-    apr_status_t rv = cr_store_open(p, spec, 1, store, buf, sizeof(buf));
+    apr_status_t rv = open_store(p, spec, 1, !create, store, buf,
+                                 sizeof(buf));
 
     if (rv != APR_SUCCESS) {
         *err = apr_pstrdup(p, buf);
@@ -395,7 +407,7 @@ apr_status_t cr_store_create_key(apr_pool_t *p, const char *spec,
         *err = "cannot generate a key (no random source or SHA-256)";
         return rv != APR_SUCCESS ? rv : APR_EGENERAL;
     }
-    if ((rv = open_for_change(p, spec, &store, err)) != APR_SUCCESS) {
+    if ((rv = open_for_change(p, spec, 1, &store, err)) != APR_SUCCESS) {
         return rv;
     }
     /* Ids are random; make sure this one is new. */
@@ -469,7 +481,7 @@ apr_status_t cr_store_revoke_key(apr_pool_t *p, const char *spec,
     const char *hash;
     apr_status_t rv;
 
-    if ((rv = open_for_change(p, spec, &store, err)) != APR_SUCCESS) {
+    if ((rv = open_for_change(p, spec, 0, &store, err)) != APR_SUCCESS) {
         return rv;
     }
     rv = fetch_for_change(store, p, id, &r, &hash, err);
@@ -501,7 +513,7 @@ apr_status_t cr_store_update_key(apr_pool_t *p, const char *spec,
         *err = "a key needs at least one model glob";
         return APR_EINVAL;
     }
-    if ((rv = open_for_change(p, spec, &store, err)) != APR_SUCCESS) {
+    if ((rv = open_for_change(p, spec, 0, &store, err)) != APR_SUCCESS) {
         return rv;
     }
     rv = fetch_for_change(store, p, id, &r, &hash, err);
