@@ -148,8 +148,10 @@ static apr_status_t open_store(apr_pool_t *p, const char *spec, int writable,
     s->type = type;
     s->path = path;
     s->writable = writable;
-    /* "default" is sdbm in a stock apr-util; assume the stricter limit. */
-    if (strcmp(type, "sdbm") == 0 || strcmp(type, "default") == 0) {
+    /* sdbm, or a "default" that is sdbm-like (two files, .dir and .pag):
+     * records must fit one sdbm page. */
+    if (strcmp(type, "sdbm") == 0
+        || (strcmp(type, "default") == 0 && used2 != NULL)) {
         s->max_pair = CR_STORE_SDBM_PAIRMAX;
     }
     *store = s;
