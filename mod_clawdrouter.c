@@ -38,6 +38,7 @@
 
 #include "mod_clawdrouter.h"
 #include "cr_body.h"
+#include "cr_console.h"
 #include "cr_cred.h"
 #include "cr_error.h"
 #include "cr_key.h"
@@ -1166,6 +1167,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(clawdrouter_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Resolve routes, create the rate store. */
     ap_hook_post_config(clawdrouter_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* The console's CSRF secret, made once in the parent. */
+    ap_hook_post_config(cr_console_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Attach to the rate store in each child. */
     ap_hook_child_init(clawdrouter_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* The gateway: key, body, permission, route, rate, hand-over. */
@@ -1178,6 +1181,8 @@ static void register_hooks(apr_pool_t *p)
                           APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(clawdrouter_insert_error_filter, NULL, NULL,
                                 APR_HOOK_MIDDLE);
+    /* The key management console (SetHandler clawdrouter-console). */
+    ap_hook_handler(cr_console_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_log_config: no credential header left to log. */
     ap_hook_log_transaction(clawdrouter_log_transaction, NULL, NULL,
                             APR_HOOK_REALLY_FIRST);
