@@ -215,9 +215,12 @@ cr_key_record_t *cr_key_record_parse(apr_pool_t *p, const char *json,
 {
     cr_key_record_t *rec;
     cr_json_t *root, *j;
-    const char *status, *perr = NULL;
+    const char *status, *perr = NULL, *ignored;
     apr_size_t i, n;
 
+    if (err == NULL) {
+        err = &ignored;
+    }
     *err = NULL;
     root = cr_json_parse(p, json, len, CR_JSON_REJECT_DUPLICATES, &perr);
     if (root == NULL) {
