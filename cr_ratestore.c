@@ -1,3 +1,738 @@
 /* Licensed under the Apache License, Version 2.0. */
 
+/*
+ * cr_ratestore.c: the rate stores behind ClawdRouterRateStore.
+ *
+ * - shm: a fixed table of keys in anonymous shared memory, guarded by a
+ *   global mutex, each entry a GCRA state (cr_rate_take).  Table and mutex
+ *   are kept in the process pool, so they survive graceful restarts.
+ * - memcache:// and redis://: the slot grid of cr_rate.h.  Each admitted
+ *   request claims a slot with an atomic create-if-absent (memcached add,
+ *   Redis INCR returning 1); no read-modify-write decides an admission.
+ *
+ * docs/RATELIMIT.md holds the design and the exactness argument.
+ */
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "ap_mpm.h"
+#include "util_mutex.h"
+
+#include "apr_atomic.h"
+#include "apr_global_mutex.h"
+#include "apr_hash.h"
+#include "apr_memcache.h"
+#include "apr_network_io.h"
+#include "apr_redis.h"
+#include "apr_shm.h"
+#include "apr_strings.h"
+
+#include "mod_clawdrouter.h"
+#include "cr_rate.h"
 #include "cr_ratestore.h"
+
+APLOG_USE_MODULE(clawdrouter);
+
+#define RATE_MUTEX_TYPE    "clawdrouter-ratestore"
+#define SHM_USERDATA_KEY   "clawdrouter-ratestore-shm"
+#define SHM_MAGIC          0x43524c31u        /* "CRL1" */
+#define SHM_PROBES         32                 /* candidate slots per key */
+#define SHM_ID_MAX         64
+#define OUTAGE_LOG_EVERY   10                 /* seconds */
+#define HINT_TTL           86400              /* seconds */
+#define REMOTE_KEY_PREFIX  "clawdrouter:rl:"
+#define REDIS_INIT_WAIT    (200 * 1000)       /* us a Redis loser waits */
+
+/* ------------------------------------------------------------------ */
+/* Settings and per-process state                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    apr_status_t (*post_config)(apr_pool_t *pconf, server_rec *s);
+    apr_status_t (*child_init)(apr_pool_t *p, server_rec *s);
+    apr_status_t (*take)(request_rec *r, const char *key_id,
+                         apr_int64_t rpm, cr_rate_result_t *result);
+} ratestore_backend;
+
+typedef struct {
+    char id[SHM_ID_MAX];           /* "" = free */
+    cr_rate_state_t state;
+    apr_time_t last_used;
+} shm_entry;
+
+typedef struct {
+    apr_uint32_t magic;
+    apr_uint32_t nentries;
+    apr_uint64_t evictions;        /* active buckets that gave way */
+    shm_entry entries[1];
+} shm_table;
+
+/* Lives in the process pool: the same table and mutex for every
+ * generation of children until Apache stops. */
+typedef struct {
+    apr_shm_t *shm;
+    apr_global_mutex_t *mutex;
+    const char *mutex_file;
+    apr_uint32_t nentries;
+} shm_keeper;
+
+typedef struct {
+    const char *host;
+    apr_port_t port;
+} remote_server;
+
+static int shm_entries = CR_RATE_SHM_ENTRIES_DEFAULT;
+static const ratestore_backend *backend;
+static shm_keeper *keeper;
+static shm_table *table;
+static apr_array_header_t *remote_servers;     /* of remote_server */
+static apr_memcache_t *memcache;
+static apr_redis_t *redis;
+static apr_uint32_t outage_logged_at;           /* apr_time_sec, atomic */
+static apr_uint32_t store_down;                 /* atomic flag */
+
+static cr_server_conf *main_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &clawdrouter_module);
+}
+
+/* ------------------------------------------------------------------ */
+/* Directives                                                          */
+/* ------------------------------------------------------------------ */
+
+/* "H:P[,H:P]" into an array; NULL and *err on a bad list. */
+static apr_array_header_t *parse_servers(apr_pool_t *p, const char *list,
+                                         int max, const char **err)
+{
+    apr_array_header_t *out = apr_array_make(p, 2, sizeof(remote_server));
+    char *copy = apr_pstrdup(p, list), *last, *item;
+
+    for (item = apr_strtok(copy, ",", &last); item;
+         item = apr_strtok(NULL, ",", &last)) {
+        remote_server *srv = apr_array_push(out);
+        char *scope = NULL, *host = NULL;
+
+        if (apr_parse_addr_port(&host, &scope, &srv->port, item, p)
+            != APR_SUCCESS || !host || scope || srv->port == 0) {
+            *err = apr_psprintf(p, "'%s' is not HOST:PORT", item);
+            return NULL;
+        }
+        srv->host = host;
+    }
+    if (out->nelts == 0 || out->nelts > max) {
+        *err = out->nelts ? "too many servers" : "no server";
+        return NULL;
+    }
+    return out;
+}
+
+const char *cr_ratestore_cmd_store(cmd_parms *cmd, void *dummy,
+                                   const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *list = NULL;
+    int max = 1;
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    if (!strcmp(arg, "shm")) {
+        main_conf(cmd->server)->rate_store = "shm";
+        return NULL;
+    }
+    if (!strncmp(arg, "memcache://", 11)) {
+        list = arg + 11;
+        max = 64;
+    }
+    else if (!strncmp(arg, "redis://", 8)) {
+        list = arg + 8;
+    }
+    if (!list || !parse_servers(cmd->temp_pool, list, max, &err)) {
+        return apr_psprintf(cmd->pool, "%s: expected shm, "
+                            "memcache://HOST:PORT[,HOST:PORT] or "
+                            "redis://HOST:PORT, got '%s'%s%s",
+                            cmd->cmd->name, arg, list ? ": " : "",
+                            list ? err : "");
+    }
+    main_conf(cmd->server)->rate_store = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+const char *cr_ratestore_cmd_failure(cmd_parms *cmd, void *dummy,
+                                     const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    cr_server_conf *conf = main_conf(cmd->server);
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "open")) {
+        conf->rate_failure = CR_RATE_FAIL_OPEN;
+    }
+    else if (!strcasecmp(arg, "closed")) {
+        conf->rate_failure = CR_RATE_FAIL_CLOSED;
+    }
+    else {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name,
+                           ": expected open or closed", NULL);
+    }
+    conf->rate_failure_set = 1;
+    return NULL;
+}
+
+const char *cr_ratestore_cmd_shm_entries(cmd_parms *cmd, void *dummy,
+                                         const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    apr_int64_t n;
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    n = apr_strtoi64(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || n < 1 || n > 10000000) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name,
+                           ": expected a number of keys from 1 to 10000000",
+                           NULL);
+    }
+    shm_entries = (int)n;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Outage reporting: one line per interval per process                 */
+/* ------------------------------------------------------------------ */
+
+static apr_status_t store_failed(request_rec *r, apr_status_t rv,
+                                 const char *what)
+{
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    apr_uint32_t last = apr_atomic_read32(&outage_logged_at);
+
+    apr_atomic_set32(&store_down, 1);
+    if ((last == 0 || now - last >= OUTAGE_LOG_EVERY)
+        && apr_atomic_cas32(&outage_logged_at, now, last) == last) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0201)
+                      "rate store %s unreachable (%s); requests are %s "
+                      "while it is down (logged at most every %d s)",
+                      main_conf(r->server)->rate_store, what,
+                      main_conf(r->server)->rate_failure
+                          == CR_RATE_FAIL_CLOSED ? "refused (503)"
+                                                 : "served unlimited",
+                      OUTAGE_LOG_EVERY);
+    }
+    return rv == APR_SUCCESS ? APR_EGENERAL : rv;
+}
+
+static void store_worked(request_rec *r)
+{
+    if (apr_atomic_read32(&store_down)
+        && apr_atomic_cas32(&store_down, 0, 1) == 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, CRLOGNO(0202)
+                      "rate store %s reachable again",
+                      main_conf(r->server)->rate_store);
+        apr_atomic_set32(&outage_logged_at, 0);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* shm                                                                  */
+/* ------------------------------------------------------------------ */
+
+static apr_status_t shm_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_pool_t *keep = s->process->pool;
+    apr_size_t size;
+    apr_status_t rv;
+
+    (void)pconf;
+    apr_pool_userdata_get((void **)&keeper, SHM_USERDATA_KEY, keep);
+    if (!keeper) {
+        keeper = apr_pcalloc(keep, sizeof(*keeper));
+        apr_pool_userdata_set(keeper, SHM_USERDATA_KEY, NULL, keep);
+    }
+    if (!keeper->mutex) {
+        rv = ap_global_mutex_create(&keeper->mutex, &keeper->mutex_file,
+                                    RATE_MUTEX_TYPE, NULL, s, keep, 0);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, CRLOGNO(0203)
+                         "cannot create the rate store mutex");
+            return rv;
+        }
+    }
+    if (keeper->shm && keeper->nentries != (apr_uint32_t)shm_entries) {
+        /* Size changed: a new table; counts start again. */
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, CRLOGNO(0204)
+                     CR_DIR_RATE_SHM_ENTRIES " changed from %u to %d: "
+                     "rate-limit counts start again",
+                     keeper->nentries, shm_entries);
+        apr_shm_destroy(keeper->shm);
+        keeper->shm = NULL;
+    }
+    if (!keeper->shm) {
+        size = APR_OFFSETOF(shm_table, entries)
+               + (apr_size_t)shm_entries * sizeof(shm_entry);
+        rv = apr_shm_create(&keeper->shm, size, NULL, keep);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, CRLOGNO(0205)
+                         "cannot create %" APR_SIZE_T_FMT " bytes of "
+                         "anonymous shared memory for the rate store",
+                         size);
+            return rv;
+        }
+        table = apr_shm_baseaddr_get(keeper->shm);
+        memset(table, 0, size);
+        table->magic = SHM_MAGIC;
+        table->nentries = (apr_uint32_t)shm_entries;
+        keeper->nentries = (apr_uint32_t)shm_entries;
+    }
+    table = apr_shm_baseaddr_get(keeper->shm);
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_status_t rv = apr_global_mutex_child_init(&keeper->mutex,
+                                                  keeper->mutex_file, p);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, CRLOGNO(0206)
+                     "cannot attach the rate store mutex in a child");
+    }
+    return rv;
+}
+
+/* The key's entry, or the one it takes over: a free slot first, then a
+ * full bucket (forgetting it loses nothing), then the least recently
+ * used of the candidates.  Called with the mutex held. */
+static shm_entry *shm_find(request_rec *r, const char *key_id,
+                           apr_time_t now)
+{
+    apr_uint32_t n = table->nentries;
+    apr_ssize_t len = (apr_ssize_t)strlen(key_id);
+    apr_uint32_t start = apr_hashfunc_default(key_id, &len) % n;
+    apr_uint32_t probes = n < SHM_PROBES ? n : SHM_PROBES, i;
+    shm_entry *free_slot = NULL, *full = NULL, *oldest = NULL;
+
+    for (i = 0; i < probes; i++) {
+        shm_entry *e = &table->entries[(start + i) % n];
+
+        if (e->id[0] == '\0') {
+            if (!free_slot) {
+                free_slot = e;
+            }
+            continue;
+        }
+        if (!strcmp(e->id, key_id)) {
+            return e;
+        }
+        if (!full && e->state.tat <= now) {
+            full = e;
+        }
+        if (!oldest || e->last_used < oldest->last_used) {
+            oldest = e;
+        }
+    }
+    if (!free_slot && !full) {
+        table->evictions++;
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0207)
+                      "shm rate table full around key %s: key %s gives "
+                      "way (least recently used; %" APR_UINT64_T_FMT
+                      " so far); raise " CR_DIR_RATE_SHM_ENTRIES,
+                      key_id, oldest->id, table->evictions);
+    }
+    oldest = free_slot ? free_slot : full ? full : oldest;
+    memset(oldest, 0, sizeof(*oldest));
+    apr_cpystrn(oldest->id, key_id, sizeof(oldest->id));
+    return oldest;
+}
+
+static apr_status_t shm_take(request_rec *r, const char *key_id,
+                             apr_int64_t rpm, cr_rate_result_t *result)
+{
+    apr_status_t rv;
+    shm_entry *e;
+    apr_time_t now;
+
+    if (strlen(key_id) >= SHM_ID_MAX) {
+        return APR_EINVAL;
+    }
+    rv = apr_global_mutex_lock(keeper->mutex);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0208)
+                      "cannot lock the rate store mutex");
+        return rv;
+    }
+    now = apr_time_now();       /* read under the lock: time only grows */
+    e = shm_find(r, key_id, now);
+    cr_rate_take(&e->state, rpm, now, result);
+    e->last_used = now;
+    apr_global_mutex_unlock(keeper->mutex);
+    return APR_SUCCESS;
+}
+
+static const ratestore_backend shm_backend = {
+    "shm", shm_post_config, shm_child_init, shm_take
+};
+
+/* ------------------------------------------------------------------ */
+/* memcache and redis: the slot grid                                   */
+/* ------------------------------------------------------------------ */
+
+typedef enum { CLAIM_WON, CLAIM_LOST, CLAIM_FAILED } claim_e;
+
+/* The primitives the slot grid needs from a server. */
+typedef struct {
+    /* APR_SUCCESS, APR_NOTFOUND (no such key) or a failure. */
+    apr_status_t (*get)(apr_pool_t *p, const char *key, char **value);
+    /* Set a hint (best effort). */
+    apr_status_t (*set)(const char *key, const char *value,
+                        apr_uint32_t ttl);
+    /* Create key if absent; whoever creates it wins. */
+    claim_e (*claim)(const char *key, const char *value, apr_uint32_t ttl,
+                     apr_status_t *rv);
+} remote_ops;
+
+static apr_status_t mc_get(apr_pool_t *p, const char *key, char **value)
+{
+    apr_size_t len;
+    apr_uint16_t flags;
+
+    return apr_memcache_getp(memcache, p, key, value, &len, &flags);
+}
+
+static apr_status_t mc_set(const char *key, const char *value,
+                           apr_uint32_t ttl)
+{
+    return apr_memcache_set(memcache, key, (char *)value, strlen(value),
+                            ttl, 0);
+}
+
+static claim_e mc_claim(const char *key, const char *value,
+                        apr_uint32_t ttl, apr_status_t *rv)
+{
+    *rv = apr_memcache_add(memcache, key, (char *)value, strlen(value),
+                           ttl, 0);
+    return *rv == APR_SUCCESS ? CLAIM_WON
+           : *rv == APR_EEXIST ? CLAIM_LOST : CLAIM_FAILED;
+}
+
+static const remote_ops mc_ops = { mc_get, mc_set, mc_claim };
+
+static apr_status_t rd_get(apr_pool_t *p, const char *key, char **value)
+{
+    apr_size_t len;
+    apr_uint16_t flags;
+
+    return apr_redis_getp(redis, p, key, value, &len, &flags);
+}
+
+static apr_status_t rd_set(const char *key, const char *value,
+                           apr_uint32_t ttl)
+{
+    return apr_redis_setex(redis, key, (char *)value, strlen(value), ttl, 0);
+}
+
+/* Redis has INCR but apr_redis has no SETNX: the request whose INCR
+ * creates the key (returns 1) wins; the winner then stores its value with
+ * a lifetime (INCR leaves the count, SETEX sets value and TTL; later INCRs
+ * return 2 or more, so nobody else ever wins this key). */
+static claim_e rd_claim(const char *key, const char *value,
+                        apr_uint32_t ttl, apr_status_t *rv)
+{
+    apr_uint32_t count = 0;
+
+    *rv = apr_redis_incr(redis, key, 1, &count);
+    if (*rv != APR_SUCCESS) {
+        return CLAIM_FAILED;
+    }
+    if (count != 1) {
+        return CLAIM_LOST;
+    }
+    *rv = apr_redis_setex(redis, key, (char *)value, strlen(value), ttl, 0);
+    return *rv == APR_SUCCESS ? CLAIM_WON : CLAIM_FAILED;
+}
+
+static const remote_ops rd_ops = { rd_get, rd_set, rd_claim };
+
+static const remote_ops *ops;
+
+static int parse_hint(const char *value, apr_time_t *anchor,
+                      apr_int64_t *next)
+{
+    char *end;
+
+    *anchor = apr_strtoi64(value, &end, 10);
+    if (end == value || *end != ' ') {
+        return 0;
+    }
+    value = end + 1;
+    *next = apr_strtoi64(value, &end, 10);
+    return end != value && *end == '\0' && *anchor > 0 && *next >= 0;
+}
+
+/* The key's grid: its anchor (the time of its first request) and the
+ * first slot that may be free.  The record is created once, atomically. */
+static apr_status_t remote_grid(request_rec *r, const char *hint_key,
+                                apr_time_t now, apr_time_t *anchor,
+                                apr_int64_t *next)
+{
+    char *value = NULL;
+    const char *fresh;
+    apr_status_t rv;
+    apr_interval_time_t waited = 0;
+
+    rv = ops->get(r->pool, hint_key, &value);
+    if (rv == APR_SUCCESS && parse_hint(value, anchor, next)) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        return store_failed(r, rv, "get");
+    }
+    /* No grid yet (or an unreadable one, which is replaced). */
+    fresh = apr_psprintf(r->pool, "%" APR_TIME_T_FMT " 0", now);
+    if (ops == &mc_ops) {
+        if (rv == APR_SUCCESS) {
+            rv = apr_memcache_set(memcache, hint_key, (char *)fresh,
+                                  strlen(fresh), HINT_TTL, 0);
+        }
+        else {
+            rv = apr_memcache_add(memcache, hint_key, (char *)fresh,
+                                  strlen(fresh), HINT_TTL, 0);
+        }
+        if (rv == APR_SUCCESS) {
+            *anchor = now;
+            *next = 0;
+            return APR_SUCCESS;
+        }
+        if (rv != APR_EEXIST) {
+            return store_failed(r, rv, "add");
+        }
+    }
+    else {
+        claim_e won = rd_claim(apr_pstrcat(r->pool, hint_key, ":init",
+                                           NULL), "1", 10, &rv);
+        if (won == CLAIM_FAILED) {
+            return store_failed(r, rv, "incr");
+        }
+        if (won == CLAIM_WON) {
+            rv = rd_set(hint_key, fresh, HINT_TTL);
+            if (rv != APR_SUCCESS) {
+                return store_failed(r, rv, "setex");
+            }
+            *anchor = now;
+            *next = 0;
+            return APR_SUCCESS;
+        }
+    }
+    /* Someone else created it at the same moment: read theirs. */
+    for (;;) {
+        rv = ops->get(r->pool, hint_key, &value);
+        if (rv == APR_SUCCESS && parse_hint(value, anchor, next)) {
+            return APR_SUCCESS;
+        }
+        if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+            return store_failed(r, rv, "get");
+        }
+        if (waited >= REDIS_INIT_WAIT) {
+            return store_failed(r, APR_TIMEUP, "key record not created");
+        }
+        apr_sleep(2000);
+        waited += 2000;
+    }
+}
+
+static apr_status_t remote_take(request_rec *r, const char *key_id,
+                                apr_int64_t rpm, cr_rate_result_t *result)
+{
+    apr_time_t now = apr_time_now(), anchor;
+    apr_int64_t next, lo, hi, k;
+    apr_interval_time_t interval = cr_rate_interval(rpm);
+    apr_uint32_t slot_ttl;
+    const char *hint_key, *prefix;
+    apr_status_t rv;
+
+    if (rpm > CR_RATE_MAX_RPM) {
+        rpm = CR_RATE_MAX_RPM;
+    }
+    /* A slot matters until its instant leaves every window: at most
+     * N * T + T after it is claimed. */
+    slot_ttl = (apr_uint32_t)((rpm * interval + interval)
+                              / APR_USEC_PER_SEC + 2);
+    /* The limit is part of the name: a changed rpm is a fresh bucket. */
+    hint_key = apr_psprintf(r->pool, REMOTE_KEY_PREFIX "%s:%" APR_INT64_T_FMT,
+                            key_id, rpm);
+    rv = remote_grid(r, hint_key, now, &anchor, &next);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    prefix = apr_psprintf(r->pool, "%s:%" APR_TIME_T_FMT ":", hint_key,
+                          anchor);
+    cr_rate_grid_window(anchor, rpm, now, &lo, &hi);
+    /* Every slot from lo up to the hint is taken (docs/RATELIMIT.md). */
+    for (k = next > lo ? next : lo; k <= hi; k++) {
+        const char *slot = apr_psprintf(r->pool, "%s%" APR_INT64_T_FMT,
+                                        prefix, k);
+
+        switch (ops->claim(slot, "1", slot_ttl, &rv)) {
+        case CLAIM_WON:
+            ops->set(hint_key, apr_psprintf(r->pool, "%" APR_TIME_T_FMT
+                                            " %" APR_INT64_T_FMT, anchor,
+                                            k + 1), HINT_TTL);
+            store_worked(r);
+            cr_rate_grid_admitted(anchor, rpm, now, k, hi, result);
+            return APR_SUCCESS;
+        case CLAIM_LOST:
+            continue;
+        default:
+            return store_failed(r, rv, "claim");
+        }
+    }
+    if (next <= hi) {
+        /* We have seen every slot of the window taken. */
+        ops->set(hint_key, apr_psprintf(r->pool, "%" APR_TIME_T_FMT
+                                        " %" APR_INT64_T_FMT, anchor,
+                                        hi + 1), HINT_TTL);
+        next = hi + 1;
+    }
+    store_worked(r);
+    cr_rate_grid_refused(anchor, rpm, now, next, result);
+    return APR_SUCCESS;
+}
+
+static apr_status_t remote_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    const char *spec = main_conf(s)->rate_store, *err = NULL;
+
+    remote_servers = parse_servers(pconf, strstr(spec, "://") + 3, 64,
+                                   &err);
+    if (!remote_servers) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, CRLOGNO(0209)
+                     "bad rate store '%s': %s", spec, err);
+        return APR_EINVAL;
+    }
+    ops = !strncmp(spec, "redis://", 8) ? &rd_ops : &mc_ops;
+    return APR_SUCCESS;
+}
+
+static apr_status_t remote_child_init(apr_pool_t *p, server_rec *s)
+{
+    int threads = 1, i;
+    apr_status_t rv;
+
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
+        || threads < 1) {
+        threads = 1;
+    }
+    if (ops == &mc_ops) {
+        rv = apr_memcache_create(p, (apr_uint16_t)remote_servers->nelts, 0,
+                                 &memcache);
+    }
+    else {
+        rv = apr_redis_create(p, 1, 0, &redis);
+    }
+    for (i = 0; rv == APR_SUCCESS && i < remote_servers->nelts; i++) {
+        remote_server *srv = &APR_ARRAY_IDX(remote_servers, i,
+                                            remote_server);
+        if (ops == &mc_ops) {
+            apr_memcache_server_t *ms;
+
+            rv = apr_memcache_server_create(p, srv->host, srv->port, 0,
+                                            threads, threads,
+                                            60 * APR_USEC_PER_SEC, &ms);
+            if (rv == APR_SUCCESS) {
+                rv = apr_memcache_add_server(memcache, ms);
+            }
+        }
+        else {
+            apr_redis_server_t *rs;
+
+            rv = apr_redis_server_create(p, srv->host, srv->port, 0,
+                                         threads, threads,
+                                         60 * APR_USEC_PER_SEC, 1, &rs);
+            if (rv == APR_SUCCESS) {
+                rv = apr_redis_add_server(redis, rs);
+            }
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, CRLOGNO(0210)
+                     "cannot set up the client of rate store %s",
+                     main_conf(s)->rate_store);
+    }
+    return rv;
+}
+
+static const ratestore_backend memcache_backend = {
+    "memcache", remote_post_config, remote_child_init, remote_take
+};
+
+static const ratestore_backend redis_backend = {
+    "redis", remote_post_config, remote_child_init, remote_take
+};
+
+/* ------------------------------------------------------------------ */
+/* Hooks                                                               */
+/* ------------------------------------------------------------------ */
+
+int cr_ratestore_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                            apr_pool_t *ptemp)
+{
+    apr_status_t rv;
+
+    (void)plog;
+    (void)ptemp;
+    shm_entries = CR_RATE_SHM_ENTRIES_DEFAULT;
+    backend = NULL;
+    rv = ap_mutex_register(pconf, RATE_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
+    return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+int cr_ratestore_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                             apr_pool_t *ptemp, server_rec *s)
+{
+    const char *spec = main_conf(s)->rate_store;
+
+    (void)plog;
+    (void)ptemp;
+    /* The first pass only checks the configuration. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (!spec || !strcmp(spec, "shm")) {
+        backend = &shm_backend;
+    }
+    else if (!strncmp(spec, "redis://", 8)) {
+        backend = &redis_backend;
+    }
+    else {
+        backend = &memcache_backend;
+    }
+    apr_atomic_set32(&store_down, 0);
+    apr_atomic_set32(&outage_logged_at, 0);
+    return backend->post_config(pconf, s) == APR_SUCCESS
+           ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+void cr_ratestore_child_init(apr_pool_t *p, server_rec *s)
+{
+    if (backend && backend->child_init(p, s) != APR_SUCCESS) {
+        backend = NULL;         /* every take reports the store as down */
+    }
+}
+
+apr_status_t cr_ratestore_take(request_rec *r, const char *key_id,
+                               apr_int64_t rpm, cr_rate_result_t *result)
+{
+    if (!backend) {
+        return store_failed(r, APR_EINIT, "not initialised");
+    }
+    return backend->take(r, key_id, rpm, result);
+}

@@ -4,7 +4,7 @@
  * cr_ratestore.h: where rate-limit state lives (httpd glue).  "shm" keeps
  * it in shared memory on this host; "memcache://" and "redis://" share it
  * between hosts.  Backends sit behind one vtable picked by
- * ClawdRouterRateStore.
+ * ClawdRouterRateStore.  docs/RATELIMIT.md describes each of them.
  */
 #ifndef CR_RATESTORE_H
 #define CR_RATESTORE_H
@@ -13,15 +13,23 @@
 #include "http_config.h"
 #include "cr_rate.h"
 
+#define CR_DIR_RATE_SHM_ENTRIES "ClawdRouterRateShmEntries"
+#define CR_RATE_SHM_ENTRIES_DEFAULT 10000
+
 /* Directive handlers (RSRC_CONF, main server). */
 const char *cr_ratestore_cmd_store(cmd_parms *cmd, void *dummy,
                                    const char *arg);
 const char *cr_ratestore_cmd_failure(cmd_parms *cmd, void *dummy,
                                      const char *arg);
+const char *cr_ratestore_cmd_shm_entries(cmd_parms *cmd, void *dummy,
+                                         const char *arg);
 
 /* Further directives of the rate store, spliced into the module's
- * command table. */
-#define CR_RATESTORE_COMMANDS /* none yet */
+ * command table (each entry ends with a comma). */
+#define CR_RATESTORE_COMMANDS \
+    AP_INIT_TAKE1(CR_DIR_RATE_SHM_ENTRIES, cr_ratestore_cmd_shm_entries, \
+                  NULL, RSRC_CONF, \
+                  "keys the shm rate store holds at once (default 10000)"),
 
 /* Hook bodies, called from mod_clawdrouter.c's hooks. */
 int cr_ratestore_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -32,7 +40,8 @@ void cr_ratestore_child_init(apr_pool_t *p, server_rec *s);
 
 /* Decide one request of the key key_id (limit rpm > 0).  APR_SUCCESS with
  * *result filled; any other status means the shared store could not be
- * asked (the caller applies ClawdRouterRateStoreFailure). */
+ * asked (the caller applies ClawdRouterRateStoreFailure; this function has
+ * already logged the outage, at most once per 10 s per process). */
 apr_status_t cr_ratestore_take(request_rec *r, const char *key_id,
                                apr_int64_t rpm, cr_rate_result_t *result);
 
