@@ -21,7 +21,9 @@
 typedef struct cr_store_t cr_store_t;
 
 /* "TYPE:PATH" (TYPE one of apr-util's DBM types: sdbm, gdbm, db, ndbm, or
- * "default"), or a bare PATH meaning "default".  APR_EINVAL if malformed. */
+ * "default", case-insensitive), or a bare PATH meaning "default".
+ * APR_EINVAL if malformed, APR_ENOTIMPL (with *type set) for an unknown
+ * TYPE. */
 apr_status_t cr_store_parse_spec(apr_pool_t *p, const char *spec,
                                  const char **type, const char **path);
 
