@@ -29,6 +29,7 @@ FORWARDED = {
     "openai-limited-ok", "openai-own-id-ok", "openai-upstream-error",
     "anthropic-message", "anthropic-stream", "anthropic-bearer",
     "anthropic-limited-ok", "anthropic-own-id-ok", "anthropic-upstream-error",
+    "anthropic-count-tokens",
 }
 REFUSED = {
     "openai-bad-key", "openai-forbidden", "openai-no-route", "openai-own-id",
@@ -132,7 +133,9 @@ def test_official_sdks_through_gateway(gateway, upstream):
                     "Bearer " + OPENAI_CREDENTIAL), name
                 assert "x-api-key" not in rec.headers, name
             else:
-                assert rec.path == "/anthropic/v1/messages", name
+                assert rec.path == ("/anthropic/v1/messages/count_tokens"
+                                    if name == "anthropic-count-tokens"
+                                    else "/anthropic/v1/messages"), name
                 assert rec.headers.get("x-api-key") == ANTHROPIC_CREDENTIAL, name
                 # the Bearer the Anthropic SDK sent with authToken is gone
                 assert "Authorization" not in rec.headers, name

@@ -278,6 +278,13 @@ test('anthropic: a streamed message yields text deltas and a final message', asy
     assert.equal(final.usage.output_tokens, 5);
 });
 
+test('anthropic: count_tokens goes through', async () => {
+    const client = anthropicClient('anthropic-count-tokens');
+    const { model, messages } = messageParams();
+    const count = await client.messages.countTokens({ model, messages });
+    assert.equal(count.input_tokens, 12);
+});
+
 test('anthropic: the key sent as Bearer (authToken) works too', async () => {
     const client = anthropicClient('anthropic-bearer', { authToken: KEY });
     const message = await client.messages.create(messageParams());
