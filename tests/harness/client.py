@@ -26,6 +26,9 @@ ERRORS = {
     "upstream_timeout": (504, "server_error", "upstream_unavailable", "api_error"),
     "key_store_unavailable": (500, "server_error", "key_store_unavailable", "api_error"),
     "rate_store_unavailable": (503, "server_error", "rate_store_unavailable", "overloaded_error"),
+    # the project's choices (docs): GET and other methods, non-JSON bodies
+    "method_not_allowed": (405, "invalid_request_error", "method_not_allowed", "invalid_request_error"),
+    "unsupported_media_type": (415, "invalid_request_error", "unsupported_media_type", "invalid_request_error"),
 }
 
 OPENAI_PATH = "/v1/chat/completions"
