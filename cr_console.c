@@ -454,7 +454,7 @@ int cr_console_handler(request_rec *r)
     if (r->handler == NULL || strcmp(r->handler, CR_CONSOLE_HANDLER) != 0) {
         return DECLINED;
     }
-    r->allowed |= (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+    ap_allow_standard_methods(r, REPLACE_ALLOW, M_GET, M_POST, -1);
     set_security_headers(r);
     if (r->method_number != M_GET && r->method_number != M_POST) {
         return HTTP_METHOD_NOT_ALLOWED;
