@@ -92,23 +92,100 @@ cr_body_status_e cr_body_inspect(apr_pool_t *p, const char *data,
     return examine(p, doc, err, kind, info);
 }
 
+/* Strings longer than this are parsed only up to here: the rest of the
+ * string is skipped on its way to Jansson, so that a large body (say a
+ * base64 image) is never held twice in memory.  No valid "model" is that
+ * long, and the body itself is forwarded unchanged. */
+#define CR_BODY_STRING_KEEP (64 * 1024)
+
+typedef enum {
+    LEX_OUTSIDE = 0,     /* between tokens */
+    LEX_STRING,          /* inside a string literal */
+    LEX_ESCAPE,          /* just after a backslash inside a string */
+    LEX_UNICODE          /* inside the four hex digits of a u-escape */
+} lex_state_e;
+
 typedef struct {
     cr_json_read_fn read_fn;
     void *baton;
     apr_size_t total;
+    lex_state_e state;
+    apr_size_t run;      /* bytes of the current string so far */
+    int hex_left;        /* hex digits still to come in a u-escape */
+    int skipping;        /* dropping the rest of the current string */
 } counting_reader;
 
-/* Pass reads through, counting bytes, to tell an empty body from a
- * truncated one. */
+/* Pass reads through, counting bytes (to tell an empty body from a
+ * truncated one) and dropping the tail of over-long strings.  Dropping
+ * starts only at a plain character (not a backslash, quote or UTF-8
+ * continuation byte), so the kept part is always complete characters
+ * and escapes; the closing quote is kept. */
 static apr_size_t count_read(void *buf, apr_size_t len, void *baton)
 {
     counting_reader *reader = baton;
-    apr_size_t n = reader->read_fn(buf, len, reader->baton);
+    unsigned char *data = buf;
+    apr_size_t n, i, kept;
 
-    if (n != (apr_size_t)-1) {
+    do {
+        n = reader->read_fn(buf, len, reader->baton);
+        if (n == (apr_size_t)-1 || n == 0) {
+            return n;
+        }
         reader->total += n;
-    }
-    return n;
+        for (i = 0, kept = 0; i < n; i++) {
+            unsigned char c = data[i];
+            int keep = !reader->skipping;
+
+            switch (reader->state) {
+            case LEX_OUTSIDE:
+                if (c == '"') {
+                    reader->state = LEX_STRING;
+                    reader->run = 0;
+                    reader->skipping = 0;
+                    keep = 1;
+                }
+                break;
+            case LEX_STRING:
+                if (c == '"') {
+                    reader->state = LEX_OUTSIDE;
+                    reader->skipping = 0;
+                    keep = 1;
+                }
+                else {
+                    if (!reader->skipping && reader->run >= CR_BODY_STRING_KEEP
+                        && c != '\\' && (c & 0xC0) != 0x80) {
+                        reader->skipping = 1;
+                        keep = 0;
+                    }
+                    if (c == '\\') {
+                        reader->state = LEX_ESCAPE;
+                    }
+                    reader->run++;
+                }
+                break;
+            case LEX_ESCAPE:
+                if (c == 'u') {
+                    reader->state = LEX_UNICODE;
+                    reader->hex_left = 4;
+                }
+                else {
+                    reader->state = LEX_STRING;
+                }
+                reader->run++;
+                break;
+            case LEX_UNICODE:
+                if (--reader->hex_left <= 0) {
+                    reader->state = LEX_STRING;
+                }
+                reader->run++;
+                break;
+            }
+            if (keep) {
+                data[kept++] = c;
+            }
+        }
+    } while (kept == 0);    /* 0 would mean the end of the body */
+    return kept;
 }
 
 cr_body_status_e cr_body_inspect_stream(apr_pool_t *p, cr_json_read_fn read_fn,
@@ -120,9 +197,9 @@ cr_body_status_e cr_body_inspect_stream(apr_pool_t *p, cr_json_read_fn read_fn,
     cr_json_error_e kind;
 
     info_reset(info);
+    memset(&reader, 0, sizeof(reader));
     reader.read_fn = read_fn;
     reader.baton = baton;
-    reader.total = 0;
     doc = cr_json_parse_stream_ex(p, count_read, &reader,
                                   CR_JSON_REJECT_DUPLICATES, &err, &kind);
     if (doc == NULL && kind != CR_JSON_ERR_READ && reader.total == 0) {

@@ -1091,6 +1091,75 @@ END_TEST
 
 /* ------------------------------------------------------------------ */
 
+/* A body whose "content" string is len bytes made of unit repeated, with
+ * the model after it (so the parser must get past the long string). */
+static const char *long_string_body(apr_pool_t *p, const char *unit,
+                                    apr_size_t len, const char *model)
+{
+    apr_size_t ulen = strlen(unit), n = 0;
+    char *content = apr_palloc(p, len + ulen + 1);
+
+    while (n < len) {
+        memcpy(content + n, unit, ulen);
+        n += ulen;
+    }
+    content[n] = '\0';
+    return apr_psprintf(p, "{\"messages\":[{\"role\":\"user\",\"content\":"
+                        "\"%s\"}],\"model\":%s}", content, model);
+}
+
+/* Strings past the kept length are skipped on the way to the parser: a
+ * long string made of escapes, multi-byte characters or surrogate pairs
+ * is still a valid body, whatever the read size, and a model that long is
+ * still refused. */
+START_TEST(body_stream_long_strings)
+{
+    static const char *const units[] = {
+        "abc", "\\\"q\\\\", "\xc3\xa9\xe4\xb8\xad", "\\ud83d\\ude00x",
+        "\\u00e9", "\xf0\x9f\x98\x80", NULL
+    };
+    static const apr_size_t chunks[] = { 1, 7, 4096, 1 << 20 };
+    int u;
+    apr_size_t c;
+
+    for (u = 0; units[u]; u++) {
+        const char *body = long_string_body(pool, units[u], 300 * 1024,
+                                            "\"gpt-4o\"");
+        for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+            piece_reader r = reader_for(body, strlen(body), chunks[c]);
+            cr_body_info_t info;
+            cr_body_status_e st = cr_body_inspect_stream(pool, piece_read,
+                                                         &r, &info);
+            ck_assert_msg(st == CR_BODY_OK, "unit %d chunk %lu: %d (%s)", u,
+                          (unsigned long)chunks[c], st,
+                          info.detail ? info.detail : "");
+            ck_assert_str_eq(info.model, "gpt-4o");
+        }
+    }
+    {
+        /* a 200 KiB model string */
+        char *model = apr_palloc(pool, 200 * 1024 + 1);
+        const char *body;
+        memset(model, 'm', 200 * 1024);
+        model[200 * 1024] = '\0';
+        body = apr_psprintf(pool, "{\"model\":\"%s\"}", model);
+        piece_reader r = reader_for(body, strlen(body), 4096);
+        cr_body_info_t info;
+        ck_assert_int_eq(cr_body_inspect_stream(pool, piece_read, &r, &info),
+                         CR_BODY_MODEL_NOT_STRING);
+    }
+    {
+        /* an unterminated long string is still a truncated body */
+        const char *body = long_string_body(pool, "abc", 300 * 1024,
+                                            "\"gpt-4o\"");
+        piece_reader r = reader_for(body, 100 * 1024, 4096);
+        cr_body_info_t info;
+        ck_assert_int_eq(cr_body_inspect_stream(pool, piece_read, &r, &info),
+                         CR_BODY_INVALID_JSON);
+    }
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
@@ -1119,6 +1188,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, body_stream_read_error);
     tcase_add_test(tc, body_stream_immediate_read_error);
     tcase_add_test(tc, body_content_type);
+    tcase_add_test(tc, body_stream_long_strings);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("error");
