@@ -1013,7 +1013,10 @@ static apr_status_t error_json_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         break;
     case HTTP_BAD_GATEWAY:
     case HTTP_SERVICE_UNAVAILABLE:
-        kind = CR_ERR_UPSTREAM_UNAVAILABLE;
+        /* mod_proxy_http answers 502 when the backend timed out, and says
+         * so in a note. */
+        kind = apr_table_get(r->notes, "proxy_timedout")
+               ? CR_ERR_UPSTREAM_TIMEOUT : CR_ERR_UPSTREAM_UNAVAILABLE;
         break;
     case HTTP_REQUEST_ENTITY_TOO_LARGE:
         kind = CR_ERR_TOO_LARGE;
