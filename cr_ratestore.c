@@ -90,6 +90,9 @@ static shm_table *table;
 static apr_array_header_t *remote_servers;     /* of remote_server */
 static apr_memcache_t *memcache;
 static apr_redis_t *redis;
+static apr_memcache_server_t **memcache_servers;   /* per child */
+static apr_redis_server_t *redis_server;            /* per child */
+static int remote_pool_size = 1;                    /* per child */
 static apr_uint32_t outage_logged_at;           /* apr_time_sec, atomic */
 static apr_uint32_t store_down;                 /* atomic flag */
 
@@ -145,7 +148,7 @@ const char *cr_ratestore_cmd_store(cmd_parms *cmd, void *dummy,
     }
     if (!strncmp(arg, "memcache://", 11)) {
         list = arg + 11;
-        max = 64;
+        max = 64;             /* bits of live_servers() */
     }
     else if (!strncmp(arg, "redis://", 8)) {
         list = arg + 8;
@@ -480,9 +483,12 @@ static int parse_hint(const char *value, apr_time_t *anchor,
 
 /* The key's grid: its anchor (the time of its first request) and the
  * first slot that may be free.  The record is created once, atomically. */
+#define REMOTE_FAIL(rv_, what_) (*what = (what_), \
+                                 (rv_) == APR_SUCCESS ? APR_EGENERAL : (rv_))
+
 static apr_status_t remote_grid(request_rec *r, const char *hint_key,
                                 apr_time_t now, apr_time_t *anchor,
-                                apr_int64_t *next)
+                                apr_int64_t *next, const char **what)
 {
     char *value = NULL;
     const char *fresh;
@@ -494,7 +500,7 @@ static apr_status_t remote_grid(request_rec *r, const char *hint_key,
         return APR_SUCCESS;
     }
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        return store_failed(r, rv, "get");
+        return REMOTE_FAIL(rv, "get");
     }
     /* No grid yet (or an unreadable one, which is replaced). */
     fresh = apr_psprintf(r->pool, "%" APR_TIME_T_FMT " 0", now);
@@ -513,19 +519,19 @@ static apr_status_t remote_grid(request_rec *r, const char *hint_key,
             return APR_SUCCESS;
         }
         if (rv != APR_EEXIST) {
-            return store_failed(r, rv, "add");
+            return REMOTE_FAIL(rv, "add");
         }
     }
     else {
         claim_e won = rd_claim(apr_pstrcat(r->pool, hint_key, ":init",
                                            NULL), "1", 10, &rv);
         if (won == CLAIM_FAILED) {
-            return store_failed(r, rv, "incr");
+            return REMOTE_FAIL(rv, "incr");
         }
         if (won == CLAIM_WON) {
             rv = rd_set(hint_key, fresh, HINT_TTL);
             if (rv != APR_SUCCESS) {
-                return store_failed(r, rv, "setex");
+                return REMOTE_FAIL(rv, "setex");
             }
             *anchor = now;
             *next = 0;
@@ -539,18 +545,20 @@ static apr_status_t remote_grid(request_rec *r, const char *hint_key,
             return APR_SUCCESS;
         }
         if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-            return store_failed(r, rv, "get");
+            return REMOTE_FAIL(rv, "get");
         }
         if (waited >= REDIS_INIT_WAIT) {
-            return store_failed(r, APR_TIMEUP, "key record not created");
+            return REMOTE_FAIL(APR_TIMEUP, "key record not created");
         }
         apr_sleep(2000);
         waited += 2000;
     }
 }
 
-static apr_status_t remote_take(request_rec *r, const char *key_id,
-                                apr_int64_t rpm, cr_rate_result_t *result)
+static apr_status_t remote_take_once(request_rec *r, const char *key_id,
+                                     apr_int64_t rpm,
+                                     cr_rate_result_t *result,
+                                     const char **what)
 {
     apr_time_t now = apr_time_now(), anchor;
     apr_int64_t next, lo, hi, k;
@@ -569,9 +577,14 @@ static apr_status_t remote_take(request_rec *r, const char *key_id,
     /* The limit is part of the name: a changed rpm is a fresh bucket. */
     hint_key = apr_psprintf(r->pool, REMOTE_KEY_PREFIX "%s:%" APR_INT64_T_FMT,
                             key_id, rpm);
-    rv = remote_grid(r, hint_key, now, &anchor, &next);
+    rv = remote_grid(r, hint_key, now, &anchor, &next, what);
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    if (now < anchor) {
+        /* Read the clock just before the request that made the grid: the
+         * two are simultaneous (otherwise the window would be short). */
+        now = anchor;
     }
     prefix = apr_psprintf(r->pool, "%s:%" APR_TIME_T_FMT ":", hint_key,
                           anchor);
@@ -586,13 +599,12 @@ static apr_status_t remote_take(request_rec *r, const char *key_id,
             ops->set(hint_key, apr_psprintf(r->pool, "%" APR_TIME_T_FMT
                                             " %" APR_INT64_T_FMT, anchor,
                                             k + 1), HINT_TTL);
-            store_worked(r);
             cr_rate_grid_admitted(anchor, rpm, now, k, hi, result);
             return APR_SUCCESS;
         case CLAIM_LOST:
             continue;
         default:
-            return store_failed(r, rv, "claim");
+            return REMOTE_FAIL(rv, "claim");
         }
     }
     if (next <= hi) {
@@ -602,9 +614,85 @@ static apr_status_t remote_take(request_rec *r, const char *key_id,
                                         hi + 1), HINT_TTL);
         next = hi + 1;
     }
-    store_worked(r);
     cr_rate_grid_refused(anchor, rpm, now, next, result);
     return APR_SUCCESS;
+}
+
+/* Servers apr-util believes alive (bit i = server i). */
+static apr_uint64_t live_servers(void)
+{
+    apr_uint64_t live = 0;
+    int i;
+
+    if (redis_server) {
+        return redis_server->status == APR_RC_SERVER_LIVE;
+    }
+    for (i = 0; memcache_servers && i < remote_servers->nelts; i++) {
+        if (memcache_servers[i]->status == APR_MC_SERVER_LIVE) {
+            live |= (apr_uint64_t)1 << i;
+        }
+    }
+    return live;
+}
+
+static void enable_servers(apr_uint64_t which)
+{
+    int i;
+
+    if (redis_server) {
+        if (which) {
+            apr_redis_enable_server(redis, redis_server);
+        }
+        return;
+    }
+    for (i = 0; i < remote_servers->nelts; i++) {
+        if (which & ((apr_uint64_t)1 << i)) {
+            apr_memcache_enable_server(memcache, memcache_servers[i]);
+        }
+    }
+}
+
+/* Could the failure be a pooled connection the server closed (it
+ * restarted, or dropped idle clients), rather than the server being down? */
+static int maybe_stale_connection(apr_status_t rv)
+{
+    return !(APR_STATUS_IS_ECONNREFUSED(rv) || APR_STATUS_IS_TIMEUP(rv)
+             || APR_STATUS_IS_ETIMEDOUT(rv) || APR_STATUS_IS_EHOSTUNREACH(rv)
+             || APR_STATUS_IS_ENETUNREACH(rv) || rv == APR_NOTFOUND);
+}
+
+/* Pooled connections broken by a restart of the server fail one by one
+ * (each leaves the pool as it fails), and apr-util may then mark the
+ * server dead for 5 s.  So while a server that was alive fails on what may
+ * be a stale connection, the request is tried again at once, up to one
+ * more time than the pool holds connections; a refused or timed out
+ * connection ends that at once, and then the store counts as down. */
+static apr_status_t remote_take(request_rec *r, const char *key_id,
+                                apr_int64_t rpm, cr_rate_result_t *result)
+{
+    const char *what = "";
+    apr_status_t rv;
+    apr_uint64_t before, lost;
+    int attempt = 0;
+
+    for (;;) {
+        before = live_servers();
+        rv = remote_take_once(r, key_id, rpm, result, &what);
+        if (rv == APR_SUCCESS) {
+            store_worked(r);
+            return APR_SUCCESS;
+        }
+        if (!before || !maybe_stale_connection(rv)
+            || ++attempt > remote_pool_size + 1) {
+            return store_failed(r, rv, what);
+        }
+        lost = before & ~live_servers();
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, CRLOGNO(0211)
+                      "rate store %s: %s failed on a connection that may "
+                      "be stale; trying again", main_conf(r->server)->rate_store,
+                      what);
+        enable_servers(lost);
+    }
 }
 
 static apr_status_t remote_post_config(apr_pool_t *pconf, server_rec *s)
@@ -631,9 +719,12 @@ static apr_status_t remote_child_init(apr_pool_t *p, server_rec *s)
         || threads < 1) {
         threads = 1;
     }
+    remote_pool_size = threads;
     if (ops == &mc_ops) {
         rv = apr_memcache_create(p, (apr_uint16_t)remote_servers->nelts, 0,
                                  &memcache);
+        memcache_servers = apr_pcalloc(p, remote_servers->nelts
+                                          * sizeof(*memcache_servers));
     }
     else {
         rv = apr_redis_create(p, 1, 0, &redis);
@@ -649,6 +740,7 @@ static apr_status_t remote_child_init(apr_pool_t *p, server_rec *s)
                                             60 * APR_USEC_PER_SEC, &ms);
             if (rv == APR_SUCCESS) {
                 rv = apr_memcache_add_server(memcache, ms);
+                memcache_servers[i] = ms;
             }
         }
         else {
@@ -659,6 +751,7 @@ static apr_status_t remote_child_init(apr_pool_t *p, server_rec *s)
                                          60 * APR_USEC_PER_SEC, 1, &rs);
             if (rv == APR_SUCCESS) {
                 rv = apr_redis_add_server(redis, rs);
+                redis_server = rs;
             }
         }
     }
