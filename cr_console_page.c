@@ -393,7 +393,7 @@ static const char app_css[] =
 "overflow:hidden}\n"
 ".lang a{color:#d1d5db;text-decoration:none;padding:4px 12px}\n"
 ".lang a[aria-current]{background:#374151;color:#fff}\n"
-"main{padding:28px 20px 48px}\n"
+"main.wrap{padding:28px 20px 48px}\n"
 ".card{background:var(--card);border:1px solid var(--line);"
 "border-radius:var(--radius);box-shadow:0 1px 2px rgba(16,24,40,.05);"
 "padding:24px}\n"
@@ -444,17 +444,19 @@ static const char app_css[] =
 "th{text-align:left;font-size:12px;text-transform:uppercase;"
 "letter-spacing:.04em;color:var(--muted);font-weight:600;"
 "padding:10px 12px;border-bottom:1px solid var(--line);"
-"white-space:nowrap}\n"
+"vertical-align:bottom}\n"
 "td{padding:12px;border-bottom:1px solid var(--line);vertical-align:"
 "middle}\n"
 "tbody tr:last-child td{border-bottom:0}\n"
 "tr.inactive td{color:var(--muted)}\n"
 ".name{font-weight:600;word-break:break-word}\n"
+"table.keys td:first-child{min-width:170px}\n"
+"table.keys code{white-space:nowrap}\n"
 ".hint{display:block;color:var(--muted);font-family:var(--mono);"
-"font-size:12px}\n"
+"font-size:12px;white-space:nowrap}\n"
 ".chip{display:inline-block;font-family:var(--mono);font-size:12px;"
 "background:#f2f4f7;border:1px solid var(--line);border-radius:6px;"
-"padding:1px 7px;margin:2px 4px 2px 0}\n"
+"padding:1px 7px;margin:2px 4px 2px 0;white-space:nowrap}\n"
 ".badge{display:inline-block;border-radius:999px;padding:2px 10px;"
 "font-size:12.5px;font-weight:600;white-space:nowrap}\n"
 ".badge.active{background:var(--ok-bg);color:var(--ok)}\n"
@@ -463,7 +465,9 @@ static const char app_css[] =
 "td.actions{text-align:right}\n"
 "td.actions form{margin:0}\n"
 ".empty{text-align:center;color:var(--muted);padding:36px 12px}\n"
-"time{white-space:nowrap}\n"
+"time span{white-space:nowrap}\n"
+"table.keys time span{display:block}\n"
+"table.keys .clock{color:var(--muted);font-size:12.5px}\n"
 ".warning{display:flex;gap:12px;background:var(--warn-bg);color:#93370d;"
 "border:1px solid #fedf89;border-radius:10px;padding:14px 16px;"
 "margin:16px 0 20px;font-weight:500}\n"
@@ -484,16 +488,18 @@ static const char app_css[] =
 ".sr{position:absolute;width:1px;height:1px;overflow:hidden;"
 "clip:rect(0 0 0 0);white-space:nowrap}\n"
 "@media (max-width:760px){\n"
-"main{padding:16px 12px 32px}.card{padding:16px}\n"
+"main.wrap{padding:16px 12px 32px}.card{padding:16px}\n"
 "table,tbody,tr,td{display:block;width:100%}\n"
 "thead{display:none}\n"
 "tr{border:1px solid var(--line);border-radius:10px;margin-bottom:12px;"
 "padding:6px 0}\n"
 "td{border:0;padding:6px 12px;display:flex;gap:12px;"
 "justify-content:space-between;text-align:right}\n"
+"table.keys time span{display:inline}\n"
 "td::before{content:attr(data-label);color:var(--muted);font-size:12px;"
-"font-weight:600;text-align:left}\n"
+"font-weight:600;text-align:left;flex:none;white-space:nowrap}\n"
 "td.actions::before{content:none}\n"
+"td.actions:empty{display:none}\n"
 ".keybox{flex-direction:column}\n"
 ".facts{grid-template-columns:1fr}\n"
 "}\n";
@@ -674,7 +680,8 @@ static void put_time(page_t *pg, apr_time_t t)
     put(pg, "<time datetime=\"");
     put_text(pg, iso);
     put(pg, "\">");
-    put(pg, apr_psprintf(pg->p, "%04d-%02d-%02d %02d:%02d UTC",
+    put(pg, apr_psprintf(pg->p, "<span>%04d-%02d-%02d</span> "
+                         "<span class=\"clock\">%02d:%02d UTC</span>",
                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                          tm.tm_hour, tm.tm_min));
     put(pg, "</time>");
@@ -843,7 +850,7 @@ static void put_key_row(page_t *pg, const cr_key_record_t *rec)
     put_text(pg, rec->id);
     put(pg, usable == CR_KEY_USABLE ? "\">" : "\" class=\"inactive\">");
     put_cell(pg, CR_MSG_NAME, NULL);
-    put(pg, "<span class=\"name\">");
+    put(pg, "<div><span class=\"name\">");
     put_name(pg, rec);
     put(pg, "</span>");
     if (rec->hint) {
@@ -851,7 +858,7 @@ static void put_key_row(page_t *pg, const cr_key_record_t *rec)
         put_text(pg, rec->hint);
         put(pg, "</span>");
     }
-    put(pg, "</td>");
+    put(pg, "</div></td>");
     put_cell(pg, CR_MSG_ID, NULL);
     put(pg, "<code>");
     put_text(pg, rec->id);
