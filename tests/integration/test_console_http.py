@@ -286,6 +286,13 @@ def test_key_name_is_escaped(admin, console_gw):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in page
     assert 'data-id="%s"' % key_id in page
+    # The console's own URL is reflected in links and forms: escaped too.
+    r = admin.session.get(admin.url + '/%22%3E%3Cscript%3Ealert(3)%3C/script%3E',
+                          timeout=10)
+    assert r.status_code == 200
+    assert "<script>alert(3)" not in r.text
+    assert 'href="/console/%22%3e%3cscript%3ealert(3)%3c/script%3e?lang=zh"' in r.text
+    assert not event_handler_attributes(r.text)
 
 
 def test_create_use_revoke_over_http(admin, console_gw, upstream):
