@@ -319,3 +319,17 @@ def test_upstream_timeout_504(timeout_gw, upstream, protocol):
     # a prompt upstream answer on the same gateway still works
     r = call(gw, protocol, k)
     assert r.status_code == 200
+
+
+@pytest.mark.allow_log("[proxy_http:error]", "[proxy:error]")
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_upstream_closes_without_answer_502(gateway, upstream, key, protocol):
+    """The upstream accepts the request and closes the connection without a
+    response: the client gets the protocol's JSON 502."""
+    kid, k = key
+    r = call(gateway, protocol, k, headers={"X-Mock-Close": "1"})
+    assert_error(r, "upstream_unavailable", protocol)
+    assert len(upstream.requests) >= 1
+    # the gateway recovers at once for the next request
+    r = call(gateway, protocol, k)
+    assert r.status_code == 200
