@@ -2,6 +2,7 @@
 """Generate an httpd.conf for mod_clawdrouter, start, reload and stop a
 private Apache on a free loopback port, and manage its key store."""
 
+import atexit
 import errno
 import json
 import os
@@ -502,3 +503,14 @@ def _make_traversable(path):
         except OSError:
             pass
         path = os.path.dirname(path)
+
+
+@atexit.register
+def _stop_all_gateways():
+    """Never leave an httpd behind, even when a script or test run dies."""
+    for gw in registry.GATEWAYS:
+        try:
+            if gw.pid() and _pid_alive(gw.pid()):
+                gw.stop()
+        except Exception:   # best effort at exit
+            pass
