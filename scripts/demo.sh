@@ -114,7 +114,12 @@ CONF
 
 keys="$build/clawdrouter-keys --store sdbm:$demo/keys"
 key=$($keys create --name demo --models '*' --rpm 60)
-chmod 644 "$demo"/keys.* "$demo/console.htpasswd"
+chmod 644 "$demo/console.htpasswd"
+# The console writes the store as the Apache user.
+if [ "$(id -u)" = "0" ]; then
+    chown www-data:www-data "$demo"/keys.*
+fi
+chmod 664 "$demo"/keys.*
 
 "$httpd" -f "$demo/httpd.conf" -k start
 i=0
