@@ -114,8 +114,10 @@ class Gateway:
 
     upstream:  a started MockUpstream (its .url is used) or None.
     mpm:       "event", "prefork" or "worker".
-    extra_server_conf / extra_location_conf: text added at server level /
-               inside <Location /v1>.
+    extra_server_conf / extra_location_conf: text added at server level
+               before the main <Location> / inside <Location /v1>.
+    after_location_conf: server-level text after the main <Location> (for
+               sub-locations that must merge after it).
     max_body:  ClawdRouterMaxBodySize (None = module default).
     default_rpm: ClawdRouterDefaultRPM (None = unset).
     rate_store, rate_store_failure: ClawdRouterRateStore(Failure), None = unset.
@@ -127,11 +129,13 @@ class Gateway:
                  extra_server_conf="", extra_location_conf="",
                  log_level="trace8", rate_store=None, rate_store_failure=None,
                  max_body=None, default_rpm=None, upstreams=None,
-                 location="/v1", module=True, build_dir=None, name=None):
+                 location="/v1", module=True, build_dir=None, name=None,
+                 after_location_conf=""):
         self.mpm = mpm
         self.upstream = upstream
         self.extra_server_conf = extra_server_conf
         self.extra_location_conf = extra_location_conf
+        self.after_location_conf = after_location_conf
         self.log_level = log_level
         self.rate_store = rate_store
         self.rate_store_failure = rate_store_failure
@@ -259,6 +263,9 @@ class Gateway:
         lines.append("    Require all granted")
         lines.append("    " + self.extra_location_conf.replace("\n", "\n    "))
         lines.append("</Location>")
+        # after the main <Location>, so that sections merged later (e.g. a
+        # sub-location with ClawdRouter Off) take precedence
+        lines.append(self.after_location_conf)
         return "\n".join(lines) + "\n"
 
     def write_config(self):
