@@ -379,7 +379,12 @@ def summary(results):
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.size = SMOKE if args.smoke else FULL
+        self.size = dict(SMOKE if args.smoke else FULL)
+        for item in args.set:
+            name, _, value = item.partition("=")
+            if name not in self.size:
+                raise SystemExit("bench: unknown size %r" % name)
+            self.size[name] = int(value)
         self.build_dir = os.path.abspath(args.build_dir)
         self.genkeys = args.genkeys or os.path.join(self.build_dir, "bench",
                                                     "cr_bench_genkeys")
@@ -519,8 +524,10 @@ class Bench:
                     after["VmHWM"] * 1024.0 / size,
                     (after["VmHWM"] - before["VmRSS"]) * 1024.0 / size))
         g = figures["gateway"]
-        out("gateway peak RSS / body size: %.2f (target <= 2.00)"
-            % (g[1]["VmHWM"] * 1024.0 / size))
+        out("gateway: peak RSS / body size %.2f, growth / body size %.2f "
+            "(target: within 2 x the body size)"
+            % (g[1]["VmHWM"] * 1024.0 / size,
+               (g[1]["VmHWM"] - g[0]["VmRSS"]) * 1024.0 / size))
         out()
 
     # -- 4. rate-check cost -------------------------------------------------
@@ -601,11 +608,13 @@ class Bench:
                 self.stop(gw)
                 busy = result["memory"]
                 per_stream = (busy["pss"] - idle["pss"]) / n
-                out("%-8s %d/%d complete (%d events each), %.1f s; httpd "
-                    "PSS idle %.1f MiB, with %d open %.1f MiB: %.0f KiB per "
-                    "stream (RSS %.0f KiB)" % (
+                out("%-8s %d/%d complete (%d events each) in %.1f s, first "
+                    "event after %.3f s (median); httpd PSS idle %.1f MiB, "
+                    "with %d open %.1f MiB: %.0f KiB per stream (RSS %.0f "
+                    "KiB)" % (
                         label, result["complete"], n, seconds + 1,
-                        result["elapsed"], idle["pss"] / 1024.0, n,
+                        result["elapsed"], result["first_event"],
+                        idle["pss"] / 1024.0, n,
                         busy["pss"] / 1024.0, per_stream,
                         (busy["rss"] - idle["rss"]) / n))
                 if result["failures"]:
@@ -632,16 +641,32 @@ class Bench:
                          up.url, spec, mpm="prefork", mpm_conf=PREFORK_ONE)
             outfile = os.path.join(gw.root, "run", "callgrind.out")
             os.chmod(os.path.join(gw.root, "run"), 0o777)
+            # valgrind creates the file now, as root, and writes it at exit,
+            # after httpd has become www-data: give it to www-data first
+            open(outfile, "w").close()
+            os.chmod(outfile, 0o666)
+            if IS_ROOT:
+                import pwd
+                pw = pwd.getpwnam("www-data")
+                os.chown(outfile, pw.pw_uid, pw.pw_gid)
             vg = subprocess.Popen(
                 ["valgrind", "--tool=callgrind", "--callgrind-out-file="
                  + outfile, "--collect-atstart=no",
-                 "--toggle-collect=ap_run_process_connection"]
+                 "--toggle-collect=ap_run_process_connection",
+                 "--zero-before=ap_send_error_response"]
                 + gw.command("-X"), stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
             try:
                 wait_port(gw.port, 120)
                 sock = socket.create_connection(("127.0.0.1", gw.port))
                 body = chat_body(1024)
+                # warm up (OpenSSL and Jansson initialise on first use,
+                # mod_proxy opens its upstream connection), then a request
+                # httpd refuses zeroes the counters (--zero-before): the
+                # figures are those of a steady state
+                for _ in range(3):
+                    http_post(gw.port, path, key, body, sock=sock)
+                http_post(gw.port, "/refused", key, b"{}", sock=sock)
                 for _ in range(n):
                     status = http_post(gw.port, path, key, body, sock=sock)[0]
                     if status != 200:
@@ -795,6 +820,7 @@ async def stream_clients(port, path, key, n, seconds, measure):
                "Content-Length: %d\r\nConnection: close\r\n\r\n"
                % (path, key, len(body))).encode() + body
     failures = []
+    first_event = []
     opened = 0
 
     async def one(i):
@@ -803,9 +829,17 @@ async def stream_clients(port, path, key, n, seconds, measure):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(request)
             await writer.drain()
+            started = time.monotonic()
             status = await reader.readline()
             opened += 1
-            data = await asyncio.wait_for(reader.read(-1), seconds + 60)
+            data = b""
+            while b"data: " not in data:
+                chunk = await asyncio.wait_for(reader.read(4096), seconds + 60)
+                if not chunk:
+                    break
+                data += chunk
+            first_event.append(time.monotonic() - started)
+            data += await asyncio.wait_for(reader.read(-1), seconds + 60)
             writer.close()
             events = data.count(b"data: ")
             if b" 200 " not in status or b"data: [DONE]" not in data \
@@ -830,6 +864,7 @@ async def stream_clients(port, path, key, n, seconds, measure):
     mem = measure()
     results = await asyncio.gather(*tasks)
     return {"complete": sum(results), "failures": failures, "memory": mem,
+            "first_event": median(first_event),
             "elapsed": time.monotonic() - t0}
 
 
@@ -943,6 +978,9 @@ def main():
     ap.add_argument("--work")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--only", default=",".join(BENCHMARKS))
+    ap.add_argument("--set", action="append", default=[],
+                    metavar="NAME=N", help="override a size: "
+                    + ", ".join(sorted(FULL)))
     ap.add_argument("--serve-slow", type=int)
     ap.add_argument("--events", type=int, default=30)
     args = ap.parse_args()
