@@ -107,6 +107,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without this, Nagle and
+    # the peer's delayed ACK add 40 ms to every kept-alive response.
+    disable_nagle_algorithm = True
     server_version = "MockLLM/1.0"
     timeout = 60
 
