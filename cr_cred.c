@@ -46,6 +46,12 @@ static offer_e authorization_offer(const char *value, const char **key)
     if (value == NULL) {
         return OFFER_NONE;
     }
+    while (*value == ' ' || *value == '\t') {
+        value++;
+    }
+    if (*value == '\0') {
+        return OFFER_NONE;  /* an empty header counts as absent */
+    }
     if (strncasecmp(value, BEARER, BEARER_LEN) != 0
         || (value[BEARER_LEN] != ' ' && value[BEARER_LEN] != '\0')) {
         return OFFER_OTHER;

@@ -76,7 +76,10 @@ static const error_row error_table[CR_ERR__COUNT] = {
       "'application/json'." },
     /* CR_ERR_INTERNAL */
     { 500, "server_error", "internal_error", "api_error",
-      "The gateway failed to handle the request. Try again later." }
+      "The gateway failed to handle the request. Try again later." },
+    /* CR_ERR_BAD_REQUEST */
+    { 400, "invalid_request_error", "bad_request", "invalid_request_error",
+      "The request is malformed (a header is invalid or too large)." }
 };
 
 static const error_row *row_for(cr_error_e kind)

@@ -30,6 +30,8 @@ typedef enum {
     CR_ERR_METHOD_NOT_ALLOWED,       /* 405 (project choice) */
     CR_ERR_UNSUPPORTED_MEDIA_TYPE,   /* 415 (project choice) */
     CR_ERR_INTERNAL,                 /* 500 anything else */
+    CR_ERR_BAD_REQUEST,              /* 400 a request httpd itself refused
+                                      * (bad header, header too large) */
     CR_ERR__COUNT
 } cr_error_e;
 

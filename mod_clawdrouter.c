@@ -111,6 +111,7 @@ static void *create_clawdrouter_server_config(apr_pool_t *p, server_rec *s)
     (void)s;
     conf->upstreams = apr_array_make(p, 4, sizeof(cr_upstream_t));
     conf->routes = apr_array_make(p, 8, sizeof(cr_route_t));
+    conf->locations = apr_array_make(p, 2, sizeof(const char *));
     conf->max_body = CR_DEFAULT_MAX_BODY;
     conf->rate_failure = CR_RATE_FAIL_OPEN;
     return conf;
@@ -128,6 +129,7 @@ static void *merge_clawdrouter_server_config(apr_pool_t *p, void *basev,
      * server's: its routes win, and it may still use the main server's. */
     conf->upstreams = apr_array_append(p, add->upstreams, base->upstreams);
     conf->routes = apr_array_append(p, add->routes, base->routes);
+    conf->locations = apr_array_append(p, add->locations, base->locations);
     conf->default_rpm = add->default_rpm_set ? add->default_rpm
                                              : base->default_rpm;
     conf->default_rpm_set = add->default_rpm_set || base->default_rpm_set;
@@ -309,6 +311,12 @@ static const char *cmd_enable(cmd_parms *cmd, void *dconf, int flag)
     }
     conf->enabled = flag;
     conf->location = cmd->path;
+    if (flag) {
+        cr_server_conf *sconf =
+            ap_get_module_config(cmd->server->module_config,
+                                 &clawdrouter_module);
+        APR_ARRAY_PUSH(sconf->locations, const char *) = cmd->path;
+    }
     return NULL;
 }
 
@@ -987,12 +995,47 @@ static apr_status_t headers_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     return ap_pass_brigade(f->next, bb);
 }
 
-/* On an error page httpd makes for a forwarded request (mod_proxy's 502,
- * 503, 504): swallow the HTML and send the protocol's JSON error. */
+/* Which of the gateway's errors an error page of httpd's stands for.  For
+ * a forwarded request that is mod_proxy speaking of the upstream; before
+ * that, httpd itself refused the request (a header too large, say). */
+static cr_error_e error_kind_for_status(request_rec *r,
+                                        const cr_request_ctx *ctx)
+{
+    switch (r->status) {
+    case HTTP_GATEWAY_TIME_OUT:
+        return CR_ERR_UPSTREAM_TIMEOUT;
+    case HTTP_BAD_GATEWAY:
+    case HTTP_SERVICE_UNAVAILABLE:
+        if (!ctx->forwarded) {
+            break;
+        }
+        /* mod_proxy_http answers 502 when the backend timed out, and says
+         * so in a note. */
+        return apr_table_get(r->notes, "proxy_timedout")
+               ? CR_ERR_UPSTREAM_TIMEOUT : CR_ERR_UPSTREAM_UNAVAILABLE;
+    case HTTP_REQUEST_ENTITY_TOO_LARGE:
+        return CR_ERR_TOO_LARGE;
+    case HTTP_METHOD_NOT_ALLOWED:
+        return CR_ERR_METHOD_NOT_ALLOWED;
+    case HTTP_UNSUPPORTED_MEDIA_TYPE:
+        return CR_ERR_UNSUPPORTED_MEDIA_TYPE;
+    case HTTP_UNAUTHORIZED:
+        return CR_ERR_INVALID_KEY;
+    default:
+        break;
+    }
+    return ap_is_HTTP_CLIENT_ERROR(r->status) ? CR_ERR_BAD_REQUEST
+                                              : CR_ERR_INTERNAL;
+}
+
+/* On an error page httpd makes for a gateway request (mod_proxy's 502 and
+ * 504, or httpd's own 400 for a malformed header): swallow the HTML and
+ * send the protocol's JSON error instead.  The status stays what httpd
+ * chose, but for mod_proxy's 503, which is "upstream unavailable" (502). */
 static apr_status_t error_json_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     request_rec *r = f->r;
-    cr_request_ctx *ctx = get_ctx(r);
+    cr_request_ctx *ctx = f->ctx;
     apr_bucket *e;
     cr_error_e kind;
     const char *body;
@@ -1007,34 +1050,23 @@ static apr_status_t error_json_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         apr_brigade_cleanup(bb);   /* more HTML to come */
         return APR_SUCCESS;
     }
-    switch (r->status) {
-    case HTTP_GATEWAY_TIME_OUT:
-        kind = CR_ERR_UPSTREAM_TIMEOUT;
-        break;
-    case HTTP_BAD_GATEWAY:
-    case HTTP_SERVICE_UNAVAILABLE:
-        /* mod_proxy_http answers 502 when the backend timed out, and says
-         * so in a note. */
-        kind = apr_table_get(r->notes, "proxy_timedout")
-               ? CR_ERR_UPSTREAM_TIMEOUT : CR_ERR_UPSTREAM_UNAVAILABLE;
-        break;
-    case HTTP_REQUEST_ENTITY_TOO_LARGE:
-        kind = CR_ERR_TOO_LARGE;
-        break;
-    default:
-        kind = CR_ERR_INTERNAL;
-        break;
-    }
-    if (kind != CR_ERR_INTERNAL) {
+    kind = error_kind_for_status(r, ctx);
+    if (kind == CR_ERR_UPSTREAM_UNAVAILABLE
+        || kind == CR_ERR_UPSTREAM_TIMEOUT) {
         r->status = cr_error_status(kind);
         r->status_line = NULL;
     }
     body = cr_error_body(r->pool, ctx->protocol, kind, NULL,
                          ctx->request_id);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CRLOGNO(0106)
-                  "upstream %s: answered %d %s", ctx->upstream->name,
-                  r->status, cr_error_openai_code(kind));
-    apr_table_setn(r->err_headers_out, "x-request-id", ctx->request_id);
+                  "answered %d %s (upstream %s)", r->status,
+                  cr_error_openai_code(kind),
+                  ctx->upstream ? ctx->upstream->name : "-");
+    /* ap_send_error_response has moved err_headers_out to headers_out. */
+    apr_table_unset(r->err_headers_out, "Request-Id");
+    apr_table_unset(r->err_headers_out, "x-request-id");
+    apr_table_setn(r->headers_out, "Request-Id", ctx->request_id);
+    apr_table_setn(r->headers_out, "x-request-id", ctx->request_id);
     apr_table_unset(r->headers_out, "Content-Length");
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)strlen(body));
@@ -1058,13 +1090,58 @@ static void clawdrouter_insert_filter(request_rec *r)
     }
 }
 
+/* Is this a request of the gateway's URL space?  After the location walk
+ * the per-directory configuration says; an error httpd makes before it
+ * (while reading the headers) is judged by the enabling <Location> paths. */
+static int is_gateway_request(request_rec *r)
+{
+    cr_dir_conf *dconf = ap_get_module_config(r->per_dir_config,
+                                              &clawdrouter_module);
+    cr_server_conf *sconf;
+    int i;
+
+    if (dconf && dconf->enabled != -1) {
+        return dconf->enabled == 1;
+    }
+    if (r->per_dir_config != r->server->lookup_defaults || !r->uri
+        || *r->uri != '/') {
+        return 0;
+    }
+    sconf = ap_get_module_config(r->server->module_config,
+                                 &clawdrouter_module);
+    for (i = 0; i < sconf->locations->nelts; i++) {
+        const char *loc = APR_ARRAY_IDX(sconf->locations, i, const char *);
+        apr_size_t n = strlen(loc);
+        while (n > 0 && loc[n - 1] == '/') {
+            n--;
+        }
+        if (strncmp(r->uri, loc, n) == 0
+            && (r->uri[n] == '/' || r->uri[n] == '\0')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void clawdrouter_insert_error_filter(request_rec *r)
 {
     cr_request_ctx *ctx = get_ctx(r);
 
-    if (ctx && ctx->forwarded) {
-        ap_add_output_filter(CR_FILTER_ERROR, NULL, r, r->connection);
+    if (!(ctx && ctx->forwarded) && (r->main || !is_gateway_request(r))) {
+        return;
     }
+    if (!ctx) {
+        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+        ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
+    }
+    if (!ctx->request_id) {
+        ctx->protocol = cr_protocol_from_path(r->uri ? r->uri : "/");
+        ctx->request_id = cr_reqid_choose(
+            r->pool, apr_table_get(r->headers_in, "Request-Id"),
+            apr_table_get(r->headers_in, "X-Request-Id"),
+            apr_table_get(r->headers_in, "X-Client-Request-Id"));
+    }
+    ap_add_output_filter(CR_FILTER_ERROR, ctx, r, r->connection);
 }
 
 /* Last line of defence for the logs: whatever a later module did, the

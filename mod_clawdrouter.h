@@ -32,6 +32,9 @@ typedef struct {
     const char *key_store;            /* "TYPE:PATH", NULL = unset */
     apr_array_header_t *upstreams;    /* of cr_upstream_t */
     apr_array_header_t *routes;       /* of cr_route_t, file order */
+    apr_array_header_t *locations;    /* of const char *: every <Location>
+                                       * with ClawdRouter On, for errors
+                                       * httpd makes before its walk */
     apr_int64_t default_rpm;
     int default_rpm_set;
     apr_off_t max_body;

@@ -29,6 +29,8 @@ ERRORS = {
     # the project's choices (docs): GET and other methods, non-JSON bodies
     "method_not_allowed": (405, "invalid_request_error", "method_not_allowed", "invalid_request_error"),
     "unsupported_media_type": (415, "invalid_request_error", "unsupported_media_type", "invalid_request_error"),
+    # a request httpd's own parser refuses (bad or oversized header)
+    "bad_request": (400, "invalid_request_error", "bad_request", "invalid_request_error"),
 }
 
 OPENAI_PATH = "/v1/chat/completions"

@@ -604,6 +604,8 @@ static const spec_row spec_rows[] = {
     { CR_ERR_UNSUPPORTED_MEDIA_TYPE, 415, "invalid_request_error",
       "unsupported_media_type", "invalid_request_error" },
     { CR_ERR_INTERNAL, 500, "server_error", "internal_error", "api_error" },
+    { CR_ERR_BAD_REQUEST, 400, "invalid_request_error", "bad_request",
+      "invalid_request_error" },
 };
 
 static const char *member_string(const cr_json_t *obj, const char *name)

@@ -71,6 +71,8 @@ START_TEST(cred_missing)
                      CR_CRED_MISSING);
     ck_assert_int_eq(cr_cred_extract(pool, "Bearer ", "", &key),
                      CR_CRED_MISSING);
+    ck_assert_int_eq(cr_cred_extract(pool, "", NULL, &key), CR_CRED_MISSING);
+    ck_assert_int_eq(cr_cred_extract(pool, "  ", "", &key), CR_CRED_MISSING);
     ck_assert_ptr_null(key);
 }
 END_TEST
