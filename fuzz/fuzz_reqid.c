@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_split(p, data, size, fields, 3);
 
     for (i = 0; i < 3; i++) {
-        if (cr_reqid_valid(fields[i])) {
+        if (fields[i] != NULL && cr_reqid_valid(fields[i])) {
             FUZZ_CHECK(strlen(fields[i]) >= 1
                        && strlen(fields[i]) <= CR_REQID_MAX_LEN);
             if (first_valid < 0) {
