@@ -93,10 +93,13 @@ cr_body_status_e cr_body_inspect(apr_pool_t *p, const char *data,
 }
 
 /* Strings longer than this are parsed only up to here: the rest of the
- * string is skipped on its way to Jansson, so that a large body (say a
- * base64 image) is never held twice in memory.  No valid "model" is that
- * long, and the body itself is forwarded unchanged. */
-#define CR_BODY_STRING_KEEP (64 * 1024)
+ * string is skipped on its way to Jansson.  The gateway needs the model
+ * (at most CR_BODY_MAX_MODEL_LEN bytes) and the document's structure, not
+ * the text of prompts: skipping it keeps a large body (a base64 image, a
+ * long conversation) from being held twice in memory and from costing
+ * parser time by the byte.  The body itself is forwarded unchanged; the
+ * upstream validates the text it receives. */
+#define CR_BODY_STRING_KEEP 512
 
 typedef enum {
     LEX_OUTSIDE = 0,     /* between tokens */
@@ -115,16 +118,92 @@ typedef struct {
     int skipping;        /* dropping the rest of the current string */
 } counting_reader;
 
+/* Filter one read in place; returns the number of bytes kept.  Dropping
+ * starts only inside a run of plain characters (never within an escape)
+ * and never before a UTF-8 continuation byte, so the kept part of a
+ * string is whole characters and whole escapes; the closing quote is
+ * always kept.  A plain run cannot follow a high surrogate escape in valid
+ * JSON, so a surrogate pair is never split either. */
+static apr_size_t skip_long_strings(counting_reader *reader,
+                                    unsigned char *data, apr_size_t n)
+{
+    apr_size_t i = 0, kept = 0, j;
+
+    while (i < n) {
+        switch (reader->state) {
+        case LEX_OUTSIDE:
+            for (j = i; j < n && data[j] != '"'; j++) {
+            }
+            if (j < n) {
+                reader->state = LEX_STRING;
+                reader->run = 0;
+                reader->skipping = 0;
+                j++;                        /* the opening quote */
+            }
+            memmove(data + kept, data + i, j - i);
+            kept += j - i;
+            i = j;
+            break;
+        case LEX_STRING:
+            for (j = i; j < n && data[j] != '"' && data[j] != '\\'; j++) {
+            }
+            if (!reader->skipping) {
+                apr_size_t take = j - i;
+                if (reader->run + take > CR_BODY_STRING_KEEP) {
+                    take = reader->run < CR_BODY_STRING_KEEP
+                           ? CR_BODY_STRING_KEEP - reader->run : 0;
+                    while (i + take < j && (data[i + take] & 0xC0) == 0x80) {
+                        take++;
+                    }
+                    reader->skipping = (i + take < j);
+                }
+                memmove(data + kept, data + i, take);
+                kept += take;
+                reader->run += take;
+            }
+            i = j;
+            if (i < n) {
+                if (data[i] == '"') {
+                    reader->state = LEX_OUTSIDE;
+                    reader->skipping = 0;
+                    data[kept++] = '"';
+                }
+                else {
+                    reader->state = LEX_ESCAPE;
+                    if (!reader->skipping) {
+                        data[kept++] = '\\';
+                        reader->run++;
+                    }
+                }
+                i++;
+            }
+            break;
+        case LEX_ESCAPE:
+        case LEX_UNICODE:
+            if (reader->state == LEX_ESCAPE && data[i] == 'u') {
+                reader->state = LEX_UNICODE;
+                reader->hex_left = 4;
+            }
+            else if (reader->state == LEX_ESCAPE || --reader->hex_left <= 0) {
+                reader->state = LEX_STRING;
+            }
+            if (!reader->skipping) {
+                data[kept++] = data[i];
+                reader->run++;
+            }
+            i++;
+            break;
+        }
+    }
+    return kept;
+}
+
 /* Pass reads through, counting bytes (to tell an empty body from a
- * truncated one) and dropping the tail of over-long strings.  Dropping
- * starts only at a plain character (not a backslash, quote or UTF-8
- * continuation byte), so the kept part is always complete characters
- * and escapes; the closing quote is kept. */
+ * truncated one) and dropping the tail of over-long strings. */
 static apr_size_t count_read(void *buf, apr_size_t len, void *baton)
 {
     counting_reader *reader = baton;
-    unsigned char *data = buf;
-    apr_size_t n, i, kept;
+    apr_size_t n, kept;
 
     do {
         n = reader->read_fn(buf, len, reader->baton);
@@ -132,58 +211,7 @@ static apr_size_t count_read(void *buf, apr_size_t len, void *baton)
             return n;
         }
         reader->total += n;
-        for (i = 0, kept = 0; i < n; i++) {
-            unsigned char c = data[i];
-            int keep = !reader->skipping;
-
-            switch (reader->state) {
-            case LEX_OUTSIDE:
-                if (c == '"') {
-                    reader->state = LEX_STRING;
-                    reader->run = 0;
-                    reader->skipping = 0;
-                    keep = 1;
-                }
-                break;
-            case LEX_STRING:
-                if (c == '"') {
-                    reader->state = LEX_OUTSIDE;
-                    reader->skipping = 0;
-                    keep = 1;
-                }
-                else {
-                    if (!reader->skipping && reader->run >= CR_BODY_STRING_KEEP
-                        && c != '\\' && (c & 0xC0) != 0x80) {
-                        reader->skipping = 1;
-                        keep = 0;
-                    }
-                    if (c == '\\') {
-                        reader->state = LEX_ESCAPE;
-                    }
-                    reader->run++;
-                }
-                break;
-            case LEX_ESCAPE:
-                if (c == 'u') {
-                    reader->state = LEX_UNICODE;
-                    reader->hex_left = 4;
-                }
-                else {
-                    reader->state = LEX_STRING;
-                }
-                reader->run++;
-                break;
-            case LEX_UNICODE:
-                if (--reader->hex_left <= 0) {
-                    reader->state = LEX_STRING;
-                }
-                reader->run++;
-                break;
-            }
-            if (keep) {
-                data[kept++] = c;
-            }
-        }
+        kept = skip_long_strings(reader, buf, n);
     } while (kept == 0);    /* 0 would mean the end of the body */
     return kept;
 }
