@@ -329,6 +329,20 @@ def test_bad_bytes_in_body(gw, key, upstream, body):
     assert upstream.requests == []
 
 
+def test_long_member_names_forwarded(gw, key, upstream):
+    """Valid JSON whose member names are long and share a long prefix is a
+    valid body: forwarded byte for byte, not refused as a repeated member
+    (fuzz/crashes/body-duplicate-long-member-names)."""
+    a = "a" * 600
+    body = ('{"model":"gpt-4o-mini","messages":[],"%sx":1,"%sy":2}'
+            % (a, a)).encode()
+    r = post(gw, OPENAI_PATH, data=body,
+             headers=openai_headers(key, **{"Content-Type":
+                                            "application/json"}))
+    assert r.status_code == 200, r.text
+    assert upstream.last.body == body
+
+
 # ---- HTTP/1.0, Expect, pipelining ----------------------------------------
 
 def test_http10(gw, key, upstream):

@@ -253,12 +253,11 @@ def soak_gateway():
     upstream = CountingUpstream()
     # All children up from the start and none retired, so the RSS sum
     # compares the same processes.
-    conf = {"event": "StartServers 4\nServerLimit 4\nMaxRequestWorkers 64\n"
-                     "MinSpareThreads 1\nMaxSpareThreads 64\n"
-                     "MaxConnectionsPerChild 0",
-            "worker": "StartServers 4\nServerLimit 4\nMaxRequestWorkers 64\n"
-                      "MinSpareThreads 1\nMaxSpareThreads 64\n"
-                      "MaxConnectionsPerChild 0",
+    # Enough threads for every client connection plus the CLI's checks.
+    threaded = ("StartServers 4\nServerLimit 4\nThreadsPerChild 64\n"
+                "MaxRequestWorkers 256\nMinSpareThreads 1\n"
+                "MaxSpareThreads 256\nMaxConnectionsPerChild 0")
+    conf = {"event": threaded, "worker": threaded,
             "prefork": "StartServers 24\nMinSpareServers 1\n"
                        "MaxSpareServers 24\nMaxConnectionsPerChild 0"}[MPM]
     gw = Gateway(mpm=MPM, upstream=upstream, name="soak", log_level="info",
