@@ -480,66 +480,90 @@ def test_pipelined_after_refused_body(gw, key, upstream):
 
 # ---- h2c (mod_http2) -----------------------------------------------------
 
-def curl_h2c(gw, key, body, extra=()):
+# An answer sent before the request body has all arrived is followed by
+# RST_STREAM(NO_ERROR) (RFC 9113 8.1: "stop sending"); curl 7.88 reports
+# that as error 92 and drops the answer it got.  So a refused POST over h2
+# may show up as curl error 92; the same request without a body (GET)
+# shows the answer itself.
+CURL_H2_EARLY_ANSWER = 92
+
+
+def curl_h2c(gw, key, body, method="POST"):
+    """(curl exit status, HTTP version, status, body text)."""
     cmd = ["curl", "-sS", "--http2-prior-knowledge", "-o", "-",
-           "-w", "\n%{http_version} %{http_code}", "-X", "POST",
-           "-H", "Content-Type: application/json", "--data-binary", body,
+           "-w", "\n%{http_version} %{http_code}", "-X", method,
            "--max-time", "15"]
+    if body is not None:
+        cmd += ["-H", "Content-Type: application/json",
+                "--data-binary", body]
     if key:
         cmd += ["-H", "Authorization: Bearer " + key]
-    cmd += list(extra) + [gw.url + OPENAI_PATH]
+    cmd += [gw.url + OPENAI_PATH]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0, p.stderr
     text, _, tail = p.stdout.rpartition("\n")
     version, code = tail.split()
-    return version, int(code), text
+    return p.returncode, version, int(code), text
 
 
-def test_h2c_valid_and_refused(h2gw, h2key, upstream):
+def test_h2c_valid(h2gw, h2key, upstream):
     body = json.dumps(chat_body())
-    version, code, text = curl_h2c(h2gw, h2key, body)
-    assert (version, code) == ("2", 200), text
+    rc, version, code, text = curl_h2c(h2gw, h2key, body)
+    assert (rc, version, code) == (0, "2", 200), text
     assert json.loads(text)["object"] == "chat.completion"
     got = upstream.last
     assert got.body == body.encode()
     assert got.headers.get("Authorization") == "Bearer " + OPENAI_CREDENTIAL
     assert h2key not in json.dumps(got.header_list)
 
-    upstream.clear()
-    version, code, text = curl_h2c(h2gw, "sk-" + "H" * 48, body)
-    assert (version, code) == ("2", 401)
-    assert json.loads(text)["error"]["code"] == "invalid_api_key"
-    version, code, text = curl_h2c(h2gw, None, body)
-    assert (version, code) == ("2", 401)
-    assert json.loads(text)["error"]["code"] == "missing_api_key"
+
+@pytest.mark.parametrize("which", ["bad", "missing"])
+def test_h2c_refused(h2gw, h2key, upstream, which):
+    key = "sk-" + "H" * 48 if which == "bad" else None
+    code_name = "invalid_api_key" if which == "bad" else "missing_api_key"
+    body = json.dumps(chat_body())
+    for _ in range(3):
+        rc, version, code, text = curl_h2c(h2gw, key, body)
+        assert rc in (0, CURL_H2_EARLY_ANSWER), (rc, text)
+        if rc == 0:
+            assert (version, code) == ("2", 401)
+            assert json.loads(text)["error"]["code"] == code_name
+    rc, version, code, text = curl_h2c(h2gw, key, None, method="GET")
+    assert (rc, version, code) == (0, "2", 401), text
+    assert json.loads(text)["error"]["code"] == code_name
     assert upstream.requests == []
 
 
 def test_h2c_stream(h2gw, h2key, upstream):
     body = json.dumps(chat_body(stream=True))
-    version, code, text = curl_h2c(h2gw, h2key, body)
-    assert (version, code) == ("2", 200)
+    rc, version, code, text = curl_h2c(h2gw, h2key, body)
+    assert (rc, version, code) == (0, "2", 200)
     assert "data: [DONE]" in text
 
 
 def test_h2c_parallel_streams(h2gw, h2key, upstream):
     """Several streams on one h2c connection, good and bad keys mixed:
-    only the good ones are forwarded."""
+    only the good ones are forwarded, each answered 200."""
     body = json.dumps(chat_body())
-    cmd = ["curl", "-sS", "--http2-prior-knowledge", "--parallel",
-           "--max-time", "20"]
+    cmd = ["curl", "-sS", "--no-progress-meter", "--http2-prior-knowledge",
+           "--parallel", "--max-time", "20"]
     for i in range(6):
         k = h2key if i % 2 == 0 else "sk-" + "P" * 48
         cmd += ["-X", "POST", "-H", "Content-Type: application/json",
                 "-H", "Authorization: Bearer " + k, "--data-binary", body,
-                "-o", "/dev/null", "-w", "%{http_code}\n",
+                "-o", "/dev/null", "-w", "%{http_code} %{url}\n",
                 h2gw.url + OPENAI_PATH + "?n=%d" % i]
         if i < 5:
             cmd.append("--next")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=40)
-    assert p.returncode == 0, p.stderr
-    codes = sorted(int(c) for c in p.stdout.split())
-    assert codes == [200, 200, 200, 401, 401, 401]
+    assert p.returncode in (0, CURL_H2_EARLY_ANSWER), (p.returncode,
+                                                       p.stdout, p.stderr)
+    codes = {}
+    for line in p.stdout.split("\n"):
+        if line.strip():
+            code, url = line.split()
+            codes[int(url.rsplit("=", 1)[1])] = int(code)
+    assert [codes[i] for i in (0, 2, 4)] == [200, 200, 200], codes
+    assert all(codes[i] in (401, 0) for i in (1, 3, 5)), codes
     assert sorted(q.query for q in upstream.requests) == ["n=0", "n=2",
                                                           "n=4"]
 
