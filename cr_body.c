@@ -108,17 +108,26 @@ typedef enum {
     LEX_UNICODE          /* inside the four hex digits of a u-escape */
 } lex_state_e;
 
+/* Deepest nesting whose object/array kind is tracked; Jansson refuses
+ * deeper documents anyway (its limit is 2048). */
+#define CR_BODY_TRACK_DEPTH 2048
+
 typedef struct {
     cr_json_read_fn read_fn;
     void *baton;
     apr_size_t total;
     lex_state_e state;
+    int depth;           /* nesting depth */
+    int expect_name;     /* the next string is an object member name */
+    int in_name;         /* the current string is a member name: kept whole */
+    unsigned char in_object[CR_BODY_TRACK_DEPTH / 8];  /* bit per level */
     apr_size_t run;      /* bytes of the current string so far */
     int hex_left;        /* hex digits still to come in a u-escape */
     int skipping;        /* dropping the rest of the current string */
 } counting_reader;
 
-/* Filter one read in place; returns the number of bytes kept.  Dropping
+/* Filter one read in place; returns the number of bytes kept.  Only
+ * string values are shortened, never member names.  Dropping
  * starts only inside a run of plain characters (never within an escape)
  * and never before a UTF-8 continuation byte, so the kept part of a
  * string is whole characters and whole escapes; the closing quote is
@@ -132,12 +141,49 @@ static apr_size_t skip_long_strings(counting_reader *reader,
     while (i < n) {
         switch (reader->state) {
         case LEX_OUTSIDE:
+            /* Structure: note whether the next string names a member. */
             for (j = i; j < n && data[j] != '"'; j++) {
+                switch (data[j]) {
+                case '{':
+                case '[':
+                    if (reader->depth < CR_BODY_TRACK_DEPTH) {
+                        unsigned char bit = 1 << (reader->depth % 8);
+                        if (data[j] == '{') {
+                            reader->in_object[reader->depth / 8] |= bit;
+                        }
+                        else {
+                            reader->in_object[reader->depth / 8] &= ~bit;
+                        }
+                    }
+                    reader->depth++;
+                    reader->expect_name = (data[j] == '{');
+                    break;
+                case '}':
+                case ']':
+                    if (reader->depth > 0) {
+                        reader->depth--;
+                    }
+                    reader->expect_name = 0;
+                    break;
+                case ',':
+                    reader->expect_name = reader->depth > 0
+                        && reader->depth <= CR_BODY_TRACK_DEPTH
+                        && (reader->in_object[(reader->depth - 1) / 8]
+                            & (1 << ((reader->depth - 1) % 8)));
+                    break;
+                case ':':
+                    reader->expect_name = 0;
+                    break;
+                default:
+                    break;
+                }
             }
             if (j < n) {
                 reader->state = LEX_STRING;
                 reader->run = 0;
                 reader->skipping = 0;
+                reader->in_name = reader->expect_name;
+                reader->expect_name = 0;
                 j++;                        /* the opening quote */
             }
             memmove(data + kept, data + i, j - i);
@@ -149,7 +195,10 @@ static apr_size_t skip_long_strings(counting_reader *reader,
             }
             if (!reader->skipping) {
                 apr_size_t take = j - i;
-                if (reader->run + take > CR_BODY_STRING_KEEP) {
+                /* Member names are kept whole: two long names that share
+                 * their first bytes must not look like duplicates. */
+                if (!reader->in_name
+                    && reader->run + take > CR_BODY_STRING_KEEP) {
                     take = reader->run < CR_BODY_STRING_KEEP
                            ? CR_BODY_STRING_KEEP - reader->run : 0;
                     while (i + take < j && (data[i + take] & 0xC0) == 0x80) {

@@ -1162,6 +1162,41 @@ START_TEST(body_stream_long_strings)
 }
 END_TEST
 
+/* Member names are never shortened: long names that differ only after
+ * their first 512 bytes are distinct, equal ones are still duplicates,
+ * at any depth and in arrays of objects. */
+START_TEST(body_stream_long_member_names)
+{
+    char *name = apr_palloc(pool, 701);
+    const char *a, *b, *doc;
+    static const apr_size_t chunks[] = { 1, 3, 4096 };
+    apr_size_t c;
+
+    memset(name, 'n', 700);
+    name[700] = '\0';
+    a = apr_pstrcat(pool, name, "a", NULL);
+    b = apr_pstrcat(pool, name, "b", NULL);
+    for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+        cr_body_info_t info;
+        piece_reader r;
+
+        doc = apr_psprintf(pool, "{\"model\":\"gpt-4o\",\"%s\":1,"
+                           "\"x\":[{\"%s\":\"%s\",\"%s\":2}],\"%s\":[\"%s\","
+                           "\"%s\"]}", a, a, name, b, b, a, a);
+        r = reader_for(doc, strlen(doc), chunks[c]);
+        ck_assert_int_eq(cr_body_inspect_stream(pool, piece_read, &r, &info),
+                         CR_BODY_OK);
+        ck_assert_str_eq(info.model, "gpt-4o");
+
+        doc = apr_psprintf(pool, "{\"model\":\"gpt-4o\",\"x\":{\"%s\":1,"
+                           "\"%s\":2}}", a, a);
+        r = reader_for(doc, strlen(doc), chunks[c]);
+        ck_assert_int_eq(cr_body_inspect_stream(pool, piece_read, &r, &info),
+                         CR_BODY_DUPLICATE_MEMBER);
+    }
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
@@ -1191,6 +1226,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, body_stream_immediate_read_error);
     tcase_add_test(tc, body_content_type);
     tcase_add_test(tc, body_stream_long_strings);
+    tcase_add_test(tc, body_stream_long_member_names);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("error");
