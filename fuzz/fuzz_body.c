@@ -70,7 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     else {
         FUZZ_CHECK(whole.model == NULL && whole.detail != NULL);
-        FUZZ_CHECK(streamed.detail != NULL);
+    }
+    if (st_stream == CR_BODY_OK) {
+        FUZZ_CHECK(streamed.model != NULL && streamed.detail == NULL);
+    }
+    else {
+        FUZZ_CHECK(streamed.model == NULL && streamed.detail != NULL);
     }
 
     /* The same bytes as a Content-Type header value. */

@@ -10,7 +10,9 @@
 libasan=$(gcc -print-file-name=libasan.so)
 LD_PRELOAD="$libasan${LD_PRELOAD:+:$LD_PRELOAD}"
 logdir=${CR_SANITIZE_LOG_DIR:-/tmp}
-ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:log_path=$logdir/asan-httpd"
+# A bounded quarantine (freed memory ASan holds back to catch use after
+# free) lets the soak smoke allow for it in its memory bound.
+ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:quarantine_size_mb=${CR_SANITIZE_QUARANTINE_MB:-16}:log_path=$logdir/asan-httpd"
 UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logdir/ubsan-httpd"
 export LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS
 exec "${CR_HTTPD_REAL:-/usr/sbin/apache2}" "$@"
