@@ -612,8 +612,9 @@ static apr_off_t max_body_size(request_rec *r, const cr_dir_conf *dconf,
 }
 
 /* The upstream URL for a request: the path below the enabling <Location>
- * (normalized by httpd, escaped again) appended to the upstream's URL.
- * mod_proxy's canonicalisation adds the query string. */
+ * (decoded and normalized by httpd) appended to the upstream's URL.
+ * mod_proxy's canonicalisation escapes it once again, as for ProxyPass,
+ * and adds the query string. */
 static const char *upstream_url(request_rec *r, const cr_dir_conf *dconf,
                                 const cr_upstream_t *up)
 {
@@ -632,8 +633,7 @@ static const char *upstream_url(request_rec *r, const cr_dir_conf *dconf,
     if (*suffix && *suffix != '/') {
         suffix = apr_pstrcat(r->pool, "/", suffix, NULL);
     }
-    return apr_pstrcat(r->pool, up->url, ap_escape_uri(r->pool, suffix),
-                       NULL);
+    return apr_pstrcat(r->pool, up->url, suffix, NULL);
 }
 
 /* Steps 1-2 of SPEC section 4: the key and the protocol's headers. */
@@ -900,40 +900,96 @@ static int clawdrouter_fixups(request_rec *r)
     return OK;
 }
 
+/* Does r->uri fall under a <Location> where the gateway is On?  Used
+ * before httpd's location walk, when the per-directory configuration
+ * cannot say yet. */
+static int uri_in_gateway_location(request_rec *r)
+{
+    cr_server_conf *sconf = ap_get_module_config(r->server->module_config,
+                                                 &clawdrouter_module);
+    char *uri;
+    int i;
+
+    if (!r->uri || *r->uri != '/' || sconf->locations->nelts == 0) {
+        return 0;
+    }
+    /* Judge the path as the location walk will see it. */
+    uri = apr_pstrdup(r->pool, r->uri);
+    ap_getparents(uri);
+    ap_no2slash(uri);
+    for (i = 0; i < sconf->locations->nelts; i++) {
+        const char *loc = APR_ARRAY_IDX(sconf->locations, i, const char *);
+        apr_size_t n = strlen(loc);
+        while (n > 0 && loc[n - 1] == '/') {
+            n--;
+        }
+        if (strncmp(uri, loc, n) == 0 && (uri[n] == '/' || uri[n] == '\0')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Is this a request of the gateway's URL space?  After the location walk
+ * the per-directory configuration says; an error httpd makes before it
+ * (while reading the headers) is judged by the enabling <Location> paths. */
+static int is_gateway_request(request_rec *r)
+{
+    cr_dir_conf *dconf = ap_get_module_config(r->per_dir_config,
+                                              &clawdrouter_module);
+
+    if (dconf && dconf->enabled != -1) {
+        return dconf->enabled == 1;
+    }
+    return r->per_dir_config == r->server->lookup_defaults
+           && uri_in_gateway_location(r);
+}
+
 /* The client's key must not reach even httpd's own trace4 dump of the
  * request headers, which comes before any per-directory hook: take the
  * credential headers out now, and put them back in header_parser for
  * requests the gateway does not serve (Basic auth elsewhere needs them). */
-static int clawdrouter_post_read_request(request_rec *r)
+/* Move the client's credential headers from headers_in into the request's
+ * context. */
+static cr_request_ctx *take_credentials(request_rec *r, cr_request_ctx *ctx)
 {
-    const char *authorization = apr_table_get(r->headers_in,
-                                              "Authorization");
-    const char *x_api_key = apr_table_get(r->headers_in, "x-api-key");
-    cr_request_ctx *ctx;
-
-    if (r->main || r->prev || (!authorization && !x_api_key)) {
-        return DECLINED;
+    if (!ctx) {
+        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+        ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
     }
-    ctx = apr_pcalloc(r->pool, sizeof(*ctx));
-    ctx->authorization = authorization;
-    ctx->x_api_key = x_api_key;
-    ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
+    ctx->authorization = apr_table_get(r->headers_in, "Authorization");
+    ctx->x_api_key = apr_table_get(r->headers_in, "x-api-key");
     apr_table_unset(r->headers_in, "Authorization");
     apr_table_unset(r->headers_in, "x-api-key");
+    return ctx;
+}
+
+static int clawdrouter_post_read_request(request_rec *r)
+{
+    if (r->main || r->prev || !uri_in_gateway_location(r)) {
+        return DECLINED;
+    }
+    take_credentials(r, NULL);
     return DECLINED;
 }
 
+/* After the location walk: the gateway's requests keep their credential
+ * in the context (taking it now if the raw URI did not match a gateway
+ * <Location> before it was normalized); any other request gets back what
+ * post_read_request took. */
 static int clawdrouter_header_parser(request_rec *r)
 {
     cr_dir_conf *dconf = ap_get_module_config(r->per_dir_config,
                                               &clawdrouter_module);
     cr_request_ctx *ctx = get_ctx(r);
 
-    if (!ctx) {
-        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
-        ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
+    if (dconf->enabled == 1) {
+        if (!ctx) {
+            take_credentials(r, NULL);
+        }
+        return DECLINED;
     }
-    if (dconf->enabled != 1) {
+    if (ctx) {
         if (ctx->authorization) {
             apr_table_setn(r->headers_in, "Authorization",
                            ctx->authorization);
@@ -1090,39 +1146,6 @@ static void clawdrouter_insert_filter(request_rec *r)
     }
 }
 
-/* Is this a request of the gateway's URL space?  After the location walk
- * the per-directory configuration says; an error httpd makes before it
- * (while reading the headers) is judged by the enabling <Location> paths. */
-static int is_gateway_request(request_rec *r)
-{
-    cr_dir_conf *dconf = ap_get_module_config(r->per_dir_config,
-                                              &clawdrouter_module);
-    cr_server_conf *sconf;
-    int i;
-
-    if (dconf && dconf->enabled != -1) {
-        return dconf->enabled == 1;
-    }
-    if (r->per_dir_config != r->server->lookup_defaults || !r->uri
-        || *r->uri != '/') {
-        return 0;
-    }
-    sconf = ap_get_module_config(r->server->module_config,
-                                 &clawdrouter_module);
-    for (i = 0; i < sconf->locations->nelts; i++) {
-        const char *loc = APR_ARRAY_IDX(sconf->locations, i, const char *);
-        apr_size_t n = strlen(loc);
-        while (n > 0 && loc[n - 1] == '/') {
-            n--;
-        }
-        if (strncmp(r->uri, loc, n) == 0
-            && (r->uri[n] == '/' || r->uri[n] == '\0')) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static void clawdrouter_insert_error_filter(request_rec *r)
 {
     cr_request_ctx *ctx = get_ctx(r);
@@ -1144,14 +1167,20 @@ static void clawdrouter_insert_error_filter(request_rec *r)
     ap_add_output_filter(CR_FILTER_ERROR, ctx, r, r->connection);
 }
 
-/* Last line of defence for the logs: whatever a later module did, the
- * credential headers are gone before mod_log_config formats the line. */
+/* Last line of defence for the logs: before mod_log_config formats the
+ * line, no credential header that carries a ClawdRouter-shaped key is
+ * left, on the gateway's URLs or any other (a client with a wrong base
+ * URL still sends its key). */
 static int clawdrouter_log_transaction(request_rec *r)
 {
-    cr_request_ctx *ctx = get_ctx(r);
+    const char *auth = apr_table_get(r->headers_in, "Authorization");
+    const char *xkey = apr_table_get(r->headers_in, "x-api-key");
+    int gateway = get_ctx(r) != NULL;
 
-    if (ctx) {
+    if (auth && (gateway || strstr(auth, CR_KEY_PREFIX))) {
         apr_table_unset(r->headers_in, "Authorization");
+    }
+    if (xkey && (gateway || strstr(xkey, CR_KEY_PREFIX))) {
         apr_table_unset(r->headers_in, "x-api-key");
     }
     return DECLINED;
