@@ -330,6 +330,11 @@ static int parse_changes(apr_pool_t *p, const cli_args *a, int is_create,
                         "(2026-12-31T23:59:59Z), +N with a unit s, m, h or "
                         "d (+30d), or \"never\"");
         }
+        else if (is_create && t <= apr_time_now()) {
+            /* A key that never works is a mistake, not a request. */
+            return fail(EXIT_USAGE, "--expires must be in the future for "
+                        "create");
+        }
         else {
             /* Whole seconds, as the record stores them. */
             c->expires_at = apr_time_from_sec(apr_time_sec(t));

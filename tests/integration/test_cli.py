@@ -242,8 +242,19 @@ def test_update_each_field(store):
     assert rec["hint"] == obj["hint"]
 
 
+def test_create_refuses_an_expiry_in_the_past(store):
+    proc = run("create", "--expires", "2020-01-01T00:00:00Z", store=store,
+               check=2)
+    assert proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1
+    assert "future" in proc.stderr
+    assert "sk-" not in proc.stderr
+
+
 def test_expired_key_is_marked(store):
-    obj = create(store, "--expires", "2020-01-01T00:00:00Z")
+    obj = create(store)
+    run("update", obj["id"], "--expires", "2020-01-01T00:00:00Z", store=store,
+        check=0)
     assert "expired" in run("show", obj["id"], store=store, check=0).stdout
     row = next(line for line in run("list", store=store, check=0)
                .stdout.splitlines() if obj["id"] in line)
