@@ -548,6 +548,13 @@ static apr_status_t remote_grid(request_rec *r, const char *hint_key,
             return REMOTE_FAIL(rv, "get");
         }
         if (waited >= REDIS_INIT_WAIT) {
+            /* The Redis winner died between its INCR and its SETEX, which
+             * leaves a claim without a lifetime: drop it, so that the
+             * next request claims again instead of waiting forever. */
+            if (ops == &rd_ops) {
+                apr_redis_delete(redis, apr_pstrcat(r->pool, hint_key,
+                                                    ":init", NULL), 0);
+            }
             return REMOTE_FAIL(APR_TIMEUP, "key record not created");
         }
         apr_sleep(2000);
