@@ -431,12 +431,14 @@ static int send_error(request_rec *r, cr_request_ctx *ctx, cr_error_e kind,
         apr_table_setn(r->err_headers_out, "Allow", "POST");
     }
     /* Whatever of the body is still unread is not wanted: drop it, or
-     * close the connection if it is too large to be worth reading. */
+     * close the connection if it is too large to be worth reading.  The
+     * status comes first: with an error status httpd does not invite an
+     * "Expect: 100-continue" client to send the body at all. */
+    r->status = status;
     if (status == HTTP_REQUEST_ENTITY_TOO_LARGE
         || ap_discard_request_body(r) != OK) {
         r->connection->keepalive = AP_CONN_CLOSE;
     }
-    r->status = status;
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)len);
     if (!r->header_only) {
