@@ -9,7 +9,7 @@ apache2-bin apache2-dev apache2-utils libapr1-dev libaprutil1-dev
 libjansson-dev libssl-dev check
 python3 python3-pytest
 memcached redis-server
-chromium fonts-wqy-microhei wrk valgrind clang cppcheck clang-tidy
+chromium fonts-wqy-microhei wrk valgrind clang libclang-rt-14-dev cppcheck clang-tidy
 curl ca-certificates"
 
 missing=""

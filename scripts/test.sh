@@ -24,3 +24,12 @@ fi
 
 echo "== integration tests (pytest)"
 /usr/bin/python3 -m pytest -c tests/pytest.ini tests "$@"
+
+# The whole suite under ASan+UBSan is "make check-sanitize" (long); here a
+# smoke of it: the request paths that take outside input.
+echo "== sanitizer smoke (ASan+UBSan build, gateway suites)"
+make -C "$CR_BUILD_DIR" check-sanitize SANITIZE_PYTEST_ARGS="\
+tests/integration/test_gateway_forward.py \
+tests/integration/test_gateway_errors.py \
+tests/integration/test_badinput.py \
+tests/integration/test_hostile.py"
