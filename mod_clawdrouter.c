@@ -613,6 +613,18 @@ static apr_off_t max_body_size(request_rec *r, const cr_dir_conf *dconf,
     return dconf->max_body_set ? dconf->max_body : sconf->max_body;
 }
 
+/* The part of a <Location> path that prefixes the URLs below it:
+ * "/v1/" and "/v1" both prefix "/v1/chat/completions" as "/v1". */
+static apr_size_t location_prefix_len(const char *loc)
+{
+    apr_size_t n = strlen(loc);
+
+    while (n > 0 && loc[n - 1] == '/') {
+        n--;
+    }
+    return n;
+}
+
 /* The upstream URL for a request: the path below the enabling <Location>
  * (decoded and normalized by httpd) appended to the upstream's URL.
  * mod_proxy's canonicalisation escapes it once again, as for ProxyPass,
@@ -624,10 +636,7 @@ static const char *upstream_url(request_rec *r, const cr_dir_conf *dconf,
     const char *loc = dconf->location;
 
     if (loc) {
-        apr_size_t n = strlen(loc);
-        while (n > 0 && loc[n - 1] == '/') {
-            n--;
-        }
+        apr_size_t n = location_prefix_len(loc);
         if (strncmp(r->uri, loc, n) == 0) {
             suffix = r->uri + n;
         }
@@ -921,10 +930,7 @@ static int uri_in_gateway_location(request_rec *r)
     ap_no2slash(uri);
     for (i = 0; i < sconf->locations->nelts; i++) {
         const char *loc = APR_ARRAY_IDX(sconf->locations, i, const char *);
-        apr_size_t n = strlen(loc);
-        while (n > 0 && loc[n - 1] == '/') {
-            n--;
-        }
+        apr_size_t n = location_prefix_len(loc);
         if (strncmp(uri, loc, n) == 0 && (uri[n] == '/' || uri[n] == '\0')) {
             return 1;
         }
