@@ -5,7 +5,8 @@
 #   scripts/demo.sh          start (or restart) the demo
 #   scripts/demo.sh stop     stop it
 # CR_DEMO_PORT (default 8080) and CR_DEMO_DIR (default /tmp/clawdrouter-demo)
-# change where it runs.
+# change where it runs (as root, CR_DEMO_DIR must be reachable by www-data,
+# which reads the key store).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 demo=${CR_DEMO_DIR:-/tmp/clawdrouter-demo}
