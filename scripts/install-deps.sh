@@ -7,7 +7,7 @@ set -eu
 PACKAGES="build-essential autoconf automake libtool pkg-config
 apache2-bin apache2-dev apache2-utils libapr1-dev libaprutil1-dev
 libjansson-dev libssl-dev check
-python3 python3-pytest
+python3 python3-pytest python3-requests
 memcached redis-server
 chromium fonts-wqy-microhei wrk valgrind clang libclang-rt-14-dev cppcheck clang-tidy
 curl ca-certificates"
@@ -32,6 +32,6 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -q
     # The tests start their own memcached and Redis on spare ports and
     # never use a system service.
-    DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y -q --no-install-recommends $missing
+    DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y -q $missing
 fi
 exit 0
