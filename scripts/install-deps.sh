@@ -23,15 +23,18 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     missing="$missing nodejs npm"
 fi
 
-SUDO=""
-if [ "$(id -u)" != "0" ]; then
-    SUDO="sudo"
-fi
+as_root() {
+    if [ "$(id -u)" = "0" ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
 if [ -n "$missing" ]; then
     echo "install-deps: installing:$missing"
-    $SUDO apt-get update -q
+    as_root apt-get update -q
     # The tests start their own memcached and Redis on spare ports and
     # never use a system service.
-    DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y -q $missing
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
 fi
 exit 0
