@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Build out of tree in ./build (or $CR_BUILD_DIR): module, CLI, unit tests.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The whole test suite: installs what is missing, builds, then runs the unit
 # tests (libcheck), the integration tests against real Apache httpd servers
 # (pytest), the SDK and browser tests (node, started from pytest) and short
