@@ -375,6 +375,27 @@ static cr_request_ctx *get_ctx(request_rec *r)
     return ap_get_module_config(r->request_config, &clawdrouter_module);
 }
 
+static cr_request_ctx *get_or_make_ctx(request_rec *r)
+{
+    cr_request_ctx *ctx = get_ctx(r);
+
+    if (!ctx) {
+        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+        ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
+    }
+    return ctx;
+}
+
+/* The request's protocol (by path) and its Request-Id (SPEC section 6). */
+static void identify_request(request_rec *r, cr_request_ctx *ctx)
+{
+    ctx->protocol = cr_protocol_from_path(r->uri ? r->uri : "/");
+    ctx->request_id = cr_reqid_choose(
+        r->pool, apr_table_get(r->headers_in, "Request-Id"),
+        apr_table_get(r->headers_in, "X-Request-Id"),
+        apr_table_get(r->headers_in, "X-Client-Request-Id"));
+}
+
 /* Rate-limit headers of SPEC section 5, in the protocol's style. */
 static void set_rate_headers(request_rec *r, cr_request_ctx *ctx,
                              const cr_rate_result_t *res)
@@ -606,10 +627,9 @@ static apr_status_t body_replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
 /* The gateway                                                         */
 /* ------------------------------------------------------------------ */
 
-static apr_off_t max_body_size(request_rec *r, const cr_dir_conf *dconf,
+static apr_off_t max_body_size(const cr_dir_conf *dconf,
                                const cr_server_conf *sconf)
 {
-    (void)r;
     return dconf->max_body_set ? dconf->max_body : sconf->max_body;
 }
 
@@ -801,8 +821,6 @@ static int check_body(request_rec *r, cr_request_ctx *ctx,
 static int check_rate(request_rec *r, cr_request_ctx *ctx,
                       const cr_server_conf *sconf)
 {
-    cr_server_conf *main_conf =
-        ap_get_module_config(r->server->module_config, &clawdrouter_module);
     apr_int64_t rpm = ctx->key->rpm;
     cr_rate_result_t res;
     apr_status_t rv;
@@ -817,7 +835,8 @@ static int check_rate(request_rec *r, cr_request_ctx *ctx,
     rv = cr_ratestore_take(r, ctx->key->id, rpm, &res);
     if (rv != APR_SUCCESS) {
         /* cr_ratestore_take has logged the outage (once per interval). */
-        if (main_conf->rate_failure == CR_RATE_FAIL_CLOSED) {
+        /* The merge gives every server the main server's policy. */
+        if (sconf->rate_failure == CR_RATE_FAIL_CLOSED) {
             return send_error(r, ctx, CR_ERR_RATE_STORE_UNAVAILABLE, NULL);
         }
         return OK;
@@ -860,21 +879,14 @@ static int clawdrouter_fixups(request_rec *r)
         return DECLINED;
     }
 
-    ctx->protocol = cr_protocol_from_path(r->uri);
-    ctx->request_id = cr_reqid_choose(r->pool,
-                                      apr_table_get(r->headers_in,
-                                                    "Request-Id"),
-                                      apr_table_get(r->headers_in,
-                                                    "X-Request-Id"),
-                                      apr_table_get(r->headers_in,
-                                                    "X-Client-Request-Id"));
+    identify_request(r, ctx);
     apr_table_setn(r->err_headers_out, "Request-Id", ctx->request_id);
     apr_table_setn(r->subprocess_env, CR_ENV_REQUEST_ID, ctx->request_id);
 
     if ((rc = check_key(r, ctx, sconf)) != OK) {
         return rc;
     }
-    if ((rc = check_body(r, ctx, max_body_size(r, dconf, sconf), &body))
+    if ((rc = check_body(r, ctx, max_body_size(dconf, sconf), &body))
         != OK) {
         return rc;
     }
@@ -953,31 +965,27 @@ static int is_gateway_request(request_rec *r)
            && uri_in_gateway_location(r);
 }
 
-/* The client's key must not reach even httpd's own trace4 dump of the
- * request headers, which comes before any per-directory hook: take the
- * credential headers out now, and put them back in header_parser for
- * requests the gateway does not serve (Basic auth elsewhere needs them). */
 /* Move the client's credential headers from headers_in into the request's
  * context. */
-static cr_request_ctx *take_credentials(request_rec *r, cr_request_ctx *ctx)
+static void take_credentials(request_rec *r)
 {
-    if (!ctx) {
-        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
-        ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
-    }
+    cr_request_ctx *ctx = get_or_make_ctx(r);
+
     ctx->authorization = apr_table_get(r->headers_in, "Authorization");
     ctx->x_api_key = apr_table_get(r->headers_in, "x-api-key");
     apr_table_unset(r->headers_in, "Authorization");
     apr_table_unset(r->headers_in, "x-api-key");
-    return ctx;
 }
 
+/* The client's key must not reach even httpd's own trace4 dump of the
+ * request headers, which comes before any per-directory hook: take the
+ * credential headers out now for the gateway's URLs. */
 static int clawdrouter_post_read_request(request_rec *r)
 {
     if (r->main || r->prev || !uri_in_gateway_location(r)) {
         return DECLINED;
     }
-    take_credentials(r, NULL);
+    take_credentials(r);
     return DECLINED;
 }
 
@@ -993,7 +1001,7 @@ static int clawdrouter_header_parser(request_rec *r)
 
     if (dconf->enabled == 1) {
         if (!ctx) {
-            take_credentials(r, NULL);
+            take_credentials(r);
         }
         return DECLINED;
     }
@@ -1161,16 +1169,9 @@ static void clawdrouter_insert_error_filter(request_rec *r)
     if (!(ctx && ctx->forwarded) && (r->main || !is_gateway_request(r))) {
         return;
     }
-    if (!ctx) {
-        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
-        ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
-    }
+    ctx = get_or_make_ctx(r);
     if (!ctx->request_id) {
-        ctx->protocol = cr_protocol_from_path(r->uri ? r->uri : "/");
-        ctx->request_id = cr_reqid_choose(
-            r->pool, apr_table_get(r->headers_in, "Request-Id"),
-            apr_table_get(r->headers_in, "X-Request-Id"),
-            apr_table_get(r->headers_in, "X-Client-Request-Id"));
+        identify_request(r, ctx);
     }
     ap_add_output_filter(CR_FILTER_ERROR, ctx, r, r->connection);
 }

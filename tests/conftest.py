@@ -87,12 +87,9 @@ def _check_shutdown_log(gw):
         gw, "\n".join(bad))
 
 
-@pytest.fixture
-def make_gateway(upstream):
-    """Factory: make_gateway(**Gateway kwargs) -> started Gateway (not
-    started if start=False), stopped at the end of the test."""
-    made = []
-
+def _gateway_factory(upstream, made):
+    """factory(start=True, **Gateway kwargs) -> Gateway on upstream (started
+    unless start=False), remembered in made for the fixture to stop."""
     def factory(start=True, **kw):
         kw.setdefault("upstream", upstream)
         gw = Gateway(**kw)
@@ -100,8 +97,15 @@ def make_gateway(upstream):
         if start:
             gw.start()
         return gw
+    return factory
 
-    yield factory
+
+@pytest.fixture
+def make_gateway(upstream):
+    """Factory: make_gateway(**Gateway kwargs) -> started Gateway (not
+    started if start=False), stopped at the end of the test."""
+    made = []
+    yield _gateway_factory(upstream, made)
     for gw in made:
         gw.stop()
 
@@ -110,16 +114,7 @@ def make_gateway(upstream):
 def make_module_gateway(upstream):
     """Like make_gateway, but the gateways live for the whole module."""
     made = []
-
-    def factory(start=True, **kw):
-        kw.setdefault("upstream", upstream)
-        gw = Gateway(**kw)
-        made.append(gw)
-        if start:
-            gw.start()
-        return gw
-
-    yield factory
+    yield _gateway_factory(upstream, made)
     for gw in made:
         gw.stop()
     for gw in made:
