@@ -93,13 +93,18 @@ cr_body_status_e cr_body_inspect(apr_pool_t *p, const char *data,
 }
 
 /* Strings longer than this are parsed only up to here: the rest of the
- * string is skipped on its way to Jansson.  The gateway needs the model
- * (at most CR_BODY_MAX_MODEL_LEN bytes) and the document's structure, not
- * the text of prompts: skipping it keeps a large body (a base64 image, a
- * long conversation) from being held twice in memory and from costing
- * parser time by the byte.  The body itself is forwarded unchanged; the
- * upstream validates the text it receives. */
+ * string's plain text is checked here and skipped on its way to Jansson.
+ * The gateway needs the model (at most CR_BODY_MAX_MODEL_LEN bytes) and
+ * the document's structure, not the text of prompts: skipping it keeps a
+ * large body (a base64 image, a long conversation) from being held twice
+ * in memory and from costing parser time by the byte (Jansson costs about
+ * 130 instructions a byte, the check here a few).  The body itself is
+ * forwarded unchanged. */
 #define CR_BODY_STRING_KEEP 512
+
+/* Inside a nested array or object (messages, tools, content blocks) no
+ * string value is examined, so none of its plain text is kept. */
+#define CR_BODY_NESTED_STRING_KEEP 0
 
 typedef enum {
     LEX_OUTSIDE = 0,     /* between tokens */
@@ -121,22 +126,110 @@ typedef struct {
     int expect_name;     /* the next string is an object member name */
     int in_name;         /* the current string is a member name: kept whole */
     unsigned char in_object[CR_BODY_TRACK_DEPTH / 8];  /* bit per level */
-    apr_size_t run;      /* bytes of the current string so far */
+    apr_size_t run;      /* plain bytes of the current string kept so far */
     int hex_left;        /* hex digits still to come in a u-escape */
-    int skipping;        /* dropping the rest of the current string */
+    int skipping;        /* dropping the plain text of the current string */
+    /* The skipped text is checked as Jansson would check it. */
+    int utf8_need;       /* continuation bytes still to come */
+    apr_uint32_t utf8_cp;    /* the code point so far */
+    apr_uint32_t utf8_min;   /* the least code point of this length */
+    const char *invalid;     /* what was wrong with skipped text, or NULL */
+    apr_size_t invalid_at;   /* and its offset in the body */
 } counting_reader;
 
-/* Filter one read in place; returns the number of bytes kept.  Only
- * string values are shortened, never member names.  Dropping
- * starts only inside a run of plain characters (never within an escape)
- * and never before a UTF-8 continuation byte, so the kept part of a
- * string is whole characters and whole escapes; the closing quote is
- * always kept.  A plain run cannot follow a high surrogate escape in valid
- * JSON, so a surrogate pair is never split either. */
+/* Check skipped plain string text: no control character, and strict
+ * UTF-8 (no overlong form, no surrogate, nothing past U+10FFFF), which is
+ * what Jansson checks.  A sequence may span reads.  Returns the offset of
+ * the first bad byte, or n; *what says what is wrong. */
+static apr_size_t check_skipped_text(counting_reader *reader,
+                                     const unsigned char *s, apr_size_t n,
+                                     const char **what)
+{
+    const apr_uint64_t ones = APR_UINT64_C(0x0101010101010101);
+    const apr_uint64_t highs = APR_UINT64_C(0x8080808080808080);
+    apr_size_t i = 0;
+
+    while (i < n) {
+        unsigned char c;
+
+        if (reader->utf8_need == 0) {
+            /* Eight ASCII characters at a time: no high bit, no byte
+             * below 0x20 (a byte below 0x20 borrows into its high bit). */
+            while (i + 8 <= n) {
+                apr_uint64_t x;
+                memcpy(&x, s + i, 8);
+                if ((x | ((x - ones * 0x20) & ~x)) & highs) {
+                    break;
+                }
+                i += 8;
+            }
+            if (i == n) {
+                break;
+            }
+            c = s[i];
+            if (c < 0x20) {
+                *what = "a string contains a control character";
+                return i;
+            }
+            if (c >= 0x80) {
+                if (c < 0xC2 || c > 0xF4) {
+                    *what = "the text is not valid UTF-8";
+                    return i;
+                }
+                reader->utf8_need = c < 0xE0 ? 1 : c < 0xF0 ? 2 : 3;
+                reader->utf8_cp = c & (0x3F >> reader->utf8_need);
+                reader->utf8_min = reader->utf8_need == 1 ? 0x80
+                                   : reader->utf8_need == 2 ? 0x800
+                                   : 0x10000;
+            }
+            i++;
+            continue;
+        }
+        c = s[i];
+        if ((c & 0xC0) != 0x80) {
+            *what = "the text is not valid UTF-8";
+            return i;
+        }
+        reader->utf8_cp = (reader->utf8_cp << 6) | (c & 0x3F);
+        if (--reader->utf8_need == 0
+            && (reader->utf8_cp < reader->utf8_min
+                || reader->utf8_cp > 0x10FFFF
+                || (reader->utf8_cp >= 0xD800 && reader->utf8_cp <= 0xDFFF))) {
+            *what = "the text is not valid UTF-8";
+            return i;
+        }
+        i++;
+    }
+    return n;
+}
+
+/* Note invalid skipped text at body offset `at`; returns the byte that
+ * takes its place in what Jansson reads: a control character, which makes
+ * Jansson refuse the document there, as it would have refused the text. */
+static unsigned char mark_invalid(counting_reader *reader, const char *what,
+                                  apr_size_t at)
+{
+    if (!reader->invalid) {
+        reader->invalid = what;
+        reader->invalid_at = at;
+    }
+    return 0x01;
+}
+
+/* Filter one read in place; returns the number of bytes kept.  Only the
+ * plain text of string values is shortened, never member names, escapes
+ * or structure.  Dropping starts only at a character boundary, so the kept
+ * text is whole characters; the dropped text is checked here instead of
+ * by Jansson, and each dropped run leaves one 'x' in its place, so that
+ * escapes on either side of it are not joined (a high and a low surrogate
+ * escape with text between them stay invalid). */
 static apr_size_t skip_long_strings(counting_reader *reader,
                                     unsigned char *data, apr_size_t n)
 {
     apr_size_t i = 0, kept = 0, j;
+    apr_size_t next_quote = 0;   /* where the next '"' from i is, or n */
+    int quote_known = 0;
+    apr_size_t offset = reader->total - n;    /* of data[0] in the body */
 
     while (i < n) {
         switch (reader->state) {
@@ -182,6 +275,7 @@ static apr_size_t skip_long_strings(counting_reader *reader,
                 reader->state = LEX_STRING;
                 reader->run = 0;
                 reader->skipping = 0;
+                reader->utf8_need = 0;
                 reader->in_name = reader->expect_name;
                 reader->expect_name = 0;
                 j++;                        /* the opening quote */
@@ -190,17 +284,33 @@ static apr_size_t skip_long_strings(counting_reader *reader,
             kept += j - i;
             i = j;
             break;
-        case LEX_STRING:
-            for (j = i; j < n && data[j] != '"' && data[j] != '\\'; j++) {
+        case LEX_STRING: {
+            /* The run of plain characters up to the next quote or
+             * backslash; memchr, because this is most of a body's bytes. */
+            const unsigned char *backslash;
+            apr_size_t take = 0;
+
+            if (!quote_known || next_quote < i) {
+                /* Found once per string and read, however many escapes
+                 * come before it. */
+                const unsigned char *quote = memchr(data + i, '"', n - i);
+                quote_known = 1;
+                next_quote = quote ? (apr_size_t)(quote - data) : n;
+            }
+            j = next_quote;
+            backslash = memchr(data + i, '\\', j - i);
+            if (backslash) {
+                j = backslash - data;
             }
             if (!reader->skipping) {
-                apr_size_t take = j - i;
+                apr_size_t keep = reader->depth > 1
+                                  ? CR_BODY_NESTED_STRING_KEEP
+                                  : CR_BODY_STRING_KEEP;
+                take = j - i;
                 /* Member names are kept whole: two long names that share
                  * their first bytes must not look like duplicates. */
-                if (!reader->in_name
-                    && reader->run + take > CR_BODY_STRING_KEEP) {
-                    take = reader->run < CR_BODY_STRING_KEEP
-                           ? CR_BODY_STRING_KEEP - reader->run : 0;
+                if (!reader->in_name && reader->run + take > keep) {
+                    take = reader->run < keep ? keep - reader->run : 0;
                     while (i + take < j && (data[i + take] & 0xC0) == 0x80) {
                         take++;
                     }
@@ -210,23 +320,40 @@ static apr_size_t skip_long_strings(counting_reader *reader,
                 kept += take;
                 reader->run += take;
             }
+            if (i + take < j) {
+                /* Dropped: checked here, one 'x' left in its place. */
+                const char *what = NULL;
+                apr_size_t bad = check_skipped_text(reader, data + i + take,
+                                                    j - i - take, &what);
+                data[kept++] = bad < j - i - take
+                    ? mark_invalid(reader, what, offset + i + take + bad)
+                    : 'x';
+            }
             i = j;
             if (i < n) {
+                if (reader->utf8_need > 0) {
+                    /* a character cut short by the quote or backslash */
+                    data[kept++] = mark_invalid(reader, "the text is not "
+                                                "valid UTF-8", offset + i);
+                    reader->utf8_need = 0;
+                }
                 if (data[i] == '"') {
                     reader->state = LEX_OUTSIDE;
                     reader->skipping = 0;
                     data[kept++] = '"';
                 }
                 else {
+                    /* Escapes are always kept: Jansson checks them. */
                     reader->state = LEX_ESCAPE;
+                    data[kept++] = '\\';
                     if (!reader->skipping) {
-                        data[kept++] = '\\';
                         reader->run++;
                     }
                 }
                 i++;
             }
             break;
+        }
         case LEX_ESCAPE:
         case LEX_UNICODE:
             if (reader->state == LEX_ESCAPE && data[i] == 'u') {
@@ -236,8 +363,8 @@ static apr_size_t skip_long_strings(counting_reader *reader,
             else if (reader->state == LEX_ESCAPE || --reader->hex_left <= 0) {
                 reader->state = LEX_STRING;
             }
+            data[kept++] = data[i];
             if (!reader->skipping) {
-                data[kept++] = data[i];
                 reader->run++;
             }
             i++;
@@ -248,7 +375,7 @@ static apr_size_t skip_long_strings(counting_reader *reader,
 }
 
 /* Pass reads through, counting bytes (to tell an empty body from a
- * truncated one) and dropping the tail of over-long strings. */
+ * truncated one) and dropping the plain text of long strings. */
 static apr_size_t count_read(void *buf, apr_size_t len, void *baton)
 {
     counting_reader *reader = baton;
@@ -282,6 +409,14 @@ cr_body_status_e cr_body_inspect_stream(apr_pool_t *p, cr_json_read_fn read_fn,
     if (doc == NULL && kind != CR_JSON_ERR_READ && reader.total == 0) {
         info->detail = "The request body is empty; a JSON object is expected.";
         return CR_BODY_EMPTY;
+    }
+    if (doc == NULL && kind == CR_JSON_ERR_SYNTAX && reader.invalid) {
+        /* Jansson stopped at the byte put in place of skipped text: say
+         * what was wrong there, at its place in the body. */
+        info->detail = apr_psprintf(p, "The request body is not valid JSON: "
+                                    "%s (position %" APR_SIZE_T_FMT ").",
+                                    reader.invalid, reader.invalid_at);
+        return CR_BODY_INVALID_JSON;
     }
     return examine(p, doc, err, kind, info);
 }

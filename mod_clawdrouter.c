@@ -42,6 +42,7 @@
 #include "cr_cred.h"
 #include "cr_error.h"
 #include "cr_key.h"
+#include "cr_keycache.h"
 #include "cr_rate.h"
 #include "cr_ratestore.h"
 #include "cr_reqid.h"
@@ -58,6 +59,7 @@
 #define CR_DIR_RATE_FAILURE   "ClawdRouterRateStoreFailure"
 #define CR_DIR_DEFAULT_RPM    "ClawdRouterDefaultRPM"
 #define CR_DIR_MAX_BODY       "ClawdRouterMaxBodySize"
+#define CR_DIR_KEY_CACHE      "ClawdRouterKeyCache"
 
 /* Filter names. */
 #define CR_FILTER_BODY_REPLAY "CLAWDROUTER_BODY_REPLAY"
@@ -114,6 +116,7 @@ static void *create_clawdrouter_server_config(apr_pool_t *p, server_rec *s)
     conf->locations = apr_array_make(p, 2, sizeof(const char *));
     conf->max_body = CR_DEFAULT_MAX_BODY;
     conf->rate_failure = CR_RATE_FAIL_OPEN;
+    conf->key_cache_entries = -1;
     return conf;
 }
 
@@ -140,6 +143,7 @@ static void *merge_clawdrouter_server_config(apr_pool_t *p, void *basev,
     conf->rate_failure = base->rate_failure;
     conf->rate_failure_set = base->rate_failure_set;
     conf->rate_store_data = base->rate_store_data;
+    conf->key_cache_entries = base->key_cache_entries;
     return conf;
 }
 
@@ -183,6 +187,30 @@ static const char *cmd_key_store(cmd_parms *cmd, void *dummy,
     conf->key_store = apr_pstrcat(cmd->pool, type, ":",
                                   ap_server_root_relative(cmd->pool, path),
                                   NULL);
+    return NULL;
+}
+
+static const char *cmd_key_cache(cmd_parms *cmd, void *dummy,
+                                 const char *arg)
+{
+    cr_server_conf *conf = ap_get_module_config(cmd->server->module_config,
+                                                &clawdrouter_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    apr_int64_t n;
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    n = apr_strtoi64(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || n < 0
+        || n > CR_KEYCACHE_MAX_ENTRIES) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of records "
+                            "from 0 (no cache) to %d", cmd->cmd->name, arg,
+                            CR_KEYCACHE_MAX_ENTRIES);
+    }
+    conf->key_cache_entries = (int)n;
     return NULL;
 }
 
@@ -672,9 +700,10 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
                      const cr_server_conf *sconf)
 {
     const char *key = NULL, *hash;
-    cr_store_t *store;
-    cr_key_record_t *rec;
+    cr_key_record_t *rec = NULL;
+    cr_keycache_result_e result;
     cr_cred_status_e cs;
+    int hit = 0;
     apr_status_t rv;
     char errbuf[256];
 
@@ -702,28 +731,37 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
     if (!hash) {
         return send_error(r, ctx, CR_ERR_INTERNAL, NULL);
     }
-    rv = cr_store_open(r->pool, sconf->key_store, 0, &store, errbuf,
-                       sizeof(errbuf));
-    if (rv != APR_SUCCESS) {
+    errbuf[0] = '\0';
+    if (sconf->key_cache) {
+        result = cr_keycache_lookup(sconf->key_cache, r->pool, hash, &rec,
+                                    &hit, &rv, errbuf, sizeof(errbuf));
+    }
+    else {
+        result = cr_keycache_read_store(r->pool, sconf->key_store, hash,
+                                        &rec, &rv, errbuf, sizeof(errbuf));
+    }
+    switch (result) {
+    case CR_KEYCACHE_FOUND:
+        break;
+    case CR_KEYCACHE_NOT_FOUND:
+        return send_error(r, ctx, CR_ERR_INVALID_KEY,
+                          apr_psprintf(r->pool, "Invalid API key: %s.",
+                                       cr_cred_mask(r->pool, key)));
+    case CR_KEYCACHE_OPEN_FAILED:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0102)
                       "key store %s cannot be read: %s", sconf->key_store,
                       errbuf);
         return send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
-    }
-    rv = cr_store_fetch_by_hash(store, r->pool, hash, &rec);
-    cr_store_close(store);
-    if (rv == APR_NOTFOUND) {
-        return send_error(r, ctx, CR_ERR_INVALID_KEY,
-                          apr_psprintf(r->pool, "Invalid API key: %s.",
-                                       cr_cred_mask(r->pool, key)));
-    }
-    if (rv != APR_SUCCESS) {
+    default:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0103)
                       "key store %s: a record cannot be read",
                       sconf->key_store);
         return send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
     }
     ctx->key = rec;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0107)
+                  "key %s: record read from the %s", rec->id,
+                  hit ? "process's cache" : "key store");
     switch (cr_key_usability(rec, apr_time_now())) {
     case CR_KEY_USABLE:
         break;
@@ -989,6 +1027,38 @@ static int clawdrouter_post_read_request(request_rec *r)
     return DECLINED;
 }
 
+/* The file name of a gateway request until the fixup sets the proxy:
+ * URL: the gateway's URL space maps to no file, as ProxyPass's does not. */
+#define CR_FILENAME_PREFIX "clawdrouter:"
+
+/* A gateway URL is not a file: map it to no file, as mod_proxy does for
+ * ProxyPass, so that the directory walk (a stat of every path component,
+ * .htaccess lookups) is not paid by each request.  Location sections are
+ * already walked at this point (httpd walks them before translate_name and
+ * again after map_to_storage); <Directory> sections and .htaccess files do
+ * not apply to the gateway's URL space. */
+static int clawdrouter_translate_name(request_rec *r)
+{
+    cr_dir_conf *dconf = ap_get_module_config(r->per_dir_config,
+                                              &clawdrouter_module);
+
+    if (dconf->enabled != 1 || r->main || r->prev) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, CR_FILENAME_PREFIX, r->uri, NULL);
+    return OK;
+}
+
+/* ... and skip the directory and file walks for it. */
+static int clawdrouter_map_to_storage(request_rec *r)
+{
+    if (r->filename && strncmp(r->filename, CR_FILENAME_PREFIX,
+                               sizeof(CR_FILENAME_PREFIX) - 1) == 0) {
+        return OK;
+    }
+    return DECLINED;
+}
+
 /* After the location walk: the gateway's requests keep their credential
  * in the context (taking it now if the raw URI did not match a gateway
  * <Location> before it was normalized); any other request gets back what
@@ -1240,9 +1310,49 @@ static int clawdrouter_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return cr_ratestore_post_config(pconf, plog, ptemp, s);
 }
 
+/* One key record cache per key store in each child, shared by the
+ * virtual hosts that use that store. */
+static void key_cache_child_init(apr_pool_t *p, server_rec *main_server)
+{
+    cr_server_conf *main_conf = ap_get_module_config(
+        main_server->module_config, &clawdrouter_module);
+    int entries = main_conf->key_cache_entries >= 0
+                  ? main_conf->key_cache_entries
+                  : CR_KEYCACHE_DEFAULT_ENTRIES;
+    apr_hash_t *by_store = apr_hash_make(p);
+    server_rec *s;
+
+    for (s = main_server; s; s = s->next) {
+        cr_server_conf *sconf = ap_get_module_config(s->module_config,
+                                                     &clawdrouter_module);
+        cr_keycache_t *cache;
+        apr_status_t rv;
+
+        if (!sconf->key_store) {
+            continue;
+        }
+        cache = apr_hash_get(by_store, sconf->key_store, APR_HASH_KEY_STRING);
+        if (!cache) {
+            rv = cr_keycache_create(p, sconf->key_store, entries,
+                                    CR_KEYCACHE_SETTLE, &cache);
+            if (rv != APR_SUCCESS) {
+                /* Without a cache every lookup reads the store. */
+                ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, CRLOGNO(0002)
+                             "key store %s: no record cache in this "
+                             "process", sconf->key_store);
+                continue;
+            }
+            apr_hash_set(by_store, sconf->key_store, APR_HASH_KEY_STRING,
+                         cache);
+        }
+        sconf->key_cache = cache;
+    }
+}
+
 static void clawdrouter_child_init(apr_pool_t *p, server_rec *s)
 {
     cr_ratestore_child_init(p, s);
+    key_cache_child_init(p, s);
 }
 
 static const command_rec clawdrouter_cmds[] = {
@@ -1263,16 +1373,21 @@ static const command_rec clawdrouter_cmds[] = {
                   "requests per minute for keys whose record sets none (0 = no limit)"),
     AP_INIT_TAKE1(CR_DIR_MAX_BODY, cmd_max_body, NULL, RSRC_CONF | ACCESS_CONF,
                   "largest request body inspected and forwarded, in bytes"),
+    AP_INIT_TAKE1(CR_DIR_KEY_CACHE, cmd_key_cache, NULL, RSRC_CONF,
+                  "key records each child keeps between requests (0 = read the store every time)"),
     CR_RATESTORE_COMMANDS
     {NULL}
 };
 
 static void register_hooks(apr_pool_t *p)
 {
-    /* Run before mod_proxy's fixup, which canonicalises the proxy: URL
-     * this hook sets (mod_rewrite orders itself after it instead, because
+    /* The fixup runs before mod_proxy's, which canonicalises the proxy:
+     * URL ours sets (mod_rewrite orders itself after it instead, because
      * its URL is canonical already; ours is not). */
     static const char *const before_proxy[] = { "mod_proxy.c", NULL };
+    static const char *const after_rewrite[] = { "mod_rewrite.c", NULL };
+    static const char *const before_proxy_alias[] = { "mod_proxy.c",
+                                                      "mod_alias.c", NULL };
 
     (void)p;
     /* Take the client's credential headers out of the request at once. */
@@ -1281,6 +1396,13 @@ static void register_hooks(apr_pool_t *p)
     /* ... and give them back where the gateway is not On. */
     ap_hook_header_parser(clawdrouter_header_parser, NULL, NULL,
                           APR_HOOK_REALLY_FIRST);
+    /* Gateway URLs map to no file (mod_rewrite may rewrite them first;
+     * a ProxyPass or Alias for the same URL does not get them)... */
+    ap_hook_translate_name(clawdrouter_translate_name, after_rewrite,
+                           before_proxy_alias, APR_HOOK_FIRST);
+    /* ... so no directory walk (before core's and mod_proxy's). */
+    ap_hook_map_to_storage(clawdrouter_map_to_storage, NULL, NULL,
+                           APR_HOOK_FIRST);
     /* Register the rate store's mutex type. */
     ap_hook_pre_config(clawdrouter_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Resolve routes, create the rate store. */

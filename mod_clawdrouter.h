@@ -45,6 +45,11 @@ typedef struct {
     cr_rate_failure_e rate_failure;
     int rate_failure_set;
     void *rate_store_data;            /* cr_ratestore.c's own state */
+
+    /* Key record cache: size from the main server; the cache itself is
+     * made per child and per key store (child_init). */
+    int key_cache_entries;            /* -1 unset */
+    struct cr_keycache_t *key_cache;  /* NULL before child_init */
 } cr_server_conf;
 
 typedef struct {

@@ -75,6 +75,8 @@ Listen 127.0.0.1:$port
 PidFile "$demo/httpd.pid"
 DefaultRuntimeDir "$demo"
 Mutex file:$demo default
+# the shm rate table's lock: a pthread mutex, not fcntl() (README)
+Mutex pthread clawdrouter-ratestore
 ErrorLog "$demo/logs/error.log"
 LogLevel warn
 $user_conf

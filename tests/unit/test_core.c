@@ -1162,6 +1162,92 @@ START_TEST(body_stream_long_strings)
 }
 END_TEST
 
+/* The text skipped on the way to Jansson is still checked as Jansson
+ * checks it: in any string, at any depth, in reads of any size, a bad
+ * byte is 400 (with its place in the body) and good text passes. */
+START_TEST(body_stream_skipped_text_checked)
+{
+    static const struct {
+        const char *text;      /* a string's content, raw */
+        int valid;
+    } cases[] = {
+        { "plain text, \\\"quoted\\\", \\n and \\u00e9", 1 },
+        { "h\xc3\xa9llo \xe4\xb8\xad \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf", 1 },
+        { "\\ud83d\\ude00 a pair, then text", 1 },
+        { "ab\xc3\x28" "cd", 0 },                  /* bad continuation */
+        { "a\x01" "b", 0 },                        /* control character */
+        { "tab\there", 0 },
+        { "a\xe0\x80\xaf" "b", 0 },                /* overlong '/' */
+        { "a\xc0\xaf" "b", 0 },                    /* overlong, 2 bytes */
+        { "a\xed\xa0\x80" "b", 0 },                /* a surrogate in UTF-8 */
+        { "a\xf4\x90\x80\x80" "b", 0 },            /* past U+10FFFF */
+        { "a\xff" "b", 0 },
+        { "cut \xe4\xb8", 0 },                     /* cut by the quote */
+        { "cut \xe4\xb8\\n", 0 },                  /* cut by an escape */
+        { "\\ud83dtext\\ude00", 0 },               /* lone surrogates */
+        { "bad escape \\q", 0 },
+        { NULL, 0 }
+    };
+    static const char *const shapes[] = {
+        /* nested (no text kept) and top level (512 bytes kept) */
+        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"%s%s\"}]}",
+        "{\"model\":\"gpt-4o\",\"system\":\"%s%s\"}",
+        NULL
+    };
+    static const apr_size_t chunks[] = { 1, 3, 7, 4096 };
+    char *pad = apr_palloc(pool, 601);
+    int c, sh, pd;
+    apr_size_t k;
+
+    memset(pad, 'p', 600);
+    pad[600] = '\0';
+    for (c = 0; cases[c].text; c++) {
+        for (sh = 0; shapes[sh]; sh++) {
+            for (pd = 0; pd < 2; pd++) {
+                /* with padding, the case lies past the kept 512 bytes */
+                const char *body = apr_psprintf(pool, shapes[sh],
+                                                pd ? pad : "", cases[c].text);
+                cr_body_info_t whole;
+                cr_body_status_e want = cases[c].valid ? CR_BODY_OK
+                                                       : CR_BODY_INVALID_JSON;
+
+                ck_assert_int_eq(cr_body_inspect(pool, body, strlen(body),
+                                                 &whole), want);
+                for (k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
+                    piece_reader r = reader_for(body, strlen(body),
+                                                chunks[k]);
+                    cr_body_info_t info;
+                    cr_body_status_e st = cr_body_inspect_stream(
+                        pool, piece_read, &r, &info);
+                    ck_assert_msg(st == want, "case %d shape %d pad %d "
+                                  "chunk %lu: %d (%s)", c, sh, pd,
+                                  (unsigned long)chunks[k], st,
+                                  info.detail ? info.detail : "");
+                    if (!cases[c].valid) {
+                        ck_assert_ptr_nonnull(strstr(info.detail,
+                                                     "not valid JSON"));
+                    }
+                    else {
+                        ck_assert_str_eq(info.model, "gpt-4o");
+                    }
+                }
+            }
+        }
+    }
+    {
+        /* the position given is the bad byte's place in the body */
+        const char *body = "{\"model\":\"m\",\"x\":[\"abc\xff\"]}";
+        piece_reader r = reader_for(body, strlen(body), 4096);
+        cr_body_info_t info;
+        ck_assert_int_eq(cr_body_inspect_stream(pool, piece_read, &r, &info),
+                         CR_BODY_INVALID_JSON);
+        ck_assert_str_eq(info.detail, "The request body is not valid JSON: "
+                         "the text is not valid UTF-8 (position 22).");
+    }
+}
+END_TEST
+
 /* Member names are never shortened: long names that differ only after
  * their first 512 bytes are distinct, equal ones are still duplicates,
  * at any depth and in arrays of objects. */
@@ -1227,6 +1313,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, body_content_type);
     tcase_add_test(tc, body_stream_long_strings);
     tcase_add_test(tc, body_stream_long_member_names);
+    tcase_add_test(tc, body_stream_skipped_text_checked);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("error");

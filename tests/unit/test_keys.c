@@ -2,7 +2,8 @@
 
 /*
  * Unit tests of credentials, keys, key records, times and the DBM key
- * store (cr_cred.c, cr_key.c, cr_time.c, cr_store.c).
+ * store and its per-process cache (cr_cred.c, cr_key.c, cr_time.c,
+ * cr_store.c, cr_keycache.c).
  */
 
 #include <check.h>
@@ -20,6 +21,7 @@
 
 #include "cr_cred.h"
 #include "cr_key.h"
+#include "cr_keycache.h"
 #include "cr_store.h"
 #include "cr_time.h"
 
@@ -936,6 +938,324 @@ START_TEST(store_errors)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------ keycache */
+
+/* Settle time of the cache tests: short, so the tests need not wait the
+ * module's 2 s, and far above ext4's timestamp granularity (a jiffy). */
+#define TEST_SETTLE apr_time_from_msec(100)
+#define TEST_WAIT   150000    /* microseconds: past the settle time */
+
+static cr_key_record_t *new_key(const char *spec, const char *name,
+                                const char *models, const char **hash)
+{
+    cr_key_record_t tmpl, *rec;
+    const char *key, *err = NULL;
+
+    memset(&tmpl, 0, sizeof(tmpl));
+    tmpl.name = name;
+    tmpl.models = cr_key_parse_models(pool, models);
+    tmpl.rpm = 30;
+    ck_assert_int_eq(cr_store_create_key(pool, spec, &tmpl, &key, &rec, &err),
+                     APR_SUCCESS);
+    *hash = cr_key_hash(pool, key);
+    return rec;
+}
+
+static cr_keycache_result_e cached(cr_keycache_t *cache, const char *hash,
+                                   cr_key_record_t **rec, int *hit)
+{
+    apr_status_t rv;
+    char errbuf[256];
+
+    return cr_keycache_lookup(cache, pool, hash, rec, hit, &rv, errbuf,
+                              sizeof(errbuf));
+}
+
+/* A settled store is answered from the cache, with the same record. */
+START_TEST(keycache_hit_same_record)
+{
+    const char *dir = temp_store_dir();
+    const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
+    const char *hash;
+    cr_key_record_t *made = new_key(spec, "cached", "gpt-*,claude-3-*",
+                                    &hash);
+    cr_key_record_t *rec = NULL;
+    cr_keycache_t *cache;
+    cr_keycache_stats_t st;
+    int hit = -1, i;
+
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
+                     APR_SUCCESS);
+    apr_sleep(TEST_WAIT);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 0);
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+        ck_assert_int_eq(hit, 1);
+        ck_assert_str_eq(rec->id, made->id);
+        ck_assert_str_eq(rec->name, "cached");
+        ck_assert_str_eq(rec->hint, made->hint);
+        ck_assert_int_eq(rec->models->nelts, 2);
+        ck_assert_str_eq(APR_ARRAY_IDX(rec->models, 1, const char *),
+                         "claude-3-*");
+        ck_assert_int_eq(rec->rpm, 30);
+        ck_assert_int_eq(rec->created_at, made->created_at);
+        ck_assert_int_eq(rec->expires_at, 0);
+        ck_assert_int_eq(rec->status, CR_KEY_ACTIVE);
+    }
+    cr_keycache_stats(cache, &st);
+    ck_assert_int_eq(st.local_fs, 1);
+    ck_assert_int_eq(st.hits, 3);
+    ck_assert_int_eq(st.reads, 1);
+    remove_store_dir(dir);
+}
+END_TEST
+
+/* A store changed less than the settle time ago is read every time. */
+START_TEST(keycache_unsettled_not_cached)
+{
+    const char *dir = temp_store_dir();
+    const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
+    const char *hash;
+    cr_key_record_t *rec = NULL;
+    cr_keycache_t *cache;
+    cr_keycache_stats_t st;
+    int hit, i;
+
+    (void)new_key(spec, "fresh", "*", &hash);
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 64,
+                                        apr_time_from_sec(60), &cache),
+                     APR_SUCCESS);
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+        ck_assert_int_eq(hit, 0);
+    }
+    cr_keycache_stats(cache, &st);
+    ck_assert_int_eq(st.hits, 0);
+    ck_assert_int_eq(st.reads, 3);
+    remove_store_dir(dir);
+}
+END_TEST
+
+/* Revoke and update through the store: the next lookup sees the change,
+ * however warm the cache was. */
+START_TEST(keycache_changes_seen_at_once)
+{
+    const char *dir = temp_store_dir();
+    const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
+    const char *hash, *other_hash, *err = NULL;
+    cr_key_record_t *made = new_key(spec, "doomed", "gpt-*", &hash);
+    cr_key_record_t *other = new_key(spec, "other", "*", &other_hash);
+    cr_key_record_t *rec = NULL, changes;
+    cr_keycache_t *cache;
+    cr_keycache_stats_t st;
+    int hit;
+
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
+                     APR_SUCCESS);
+    apr_sleep(TEST_WAIT);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, other_hash, &rec, &hit),
+                     CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 1);
+
+    /* update: new models, right away */
+    memset(&changes, 0, sizeof(changes));
+    changes.models = cr_key_parse_models(pool, "o1-*");
+    changes.rpm = CR_STORE_RPM_KEEP;
+    changes.expires_at = CR_STORE_EXPIRES_KEEP;
+    ck_assert_int_eq(cr_store_update_key(pool, spec, made->id, &changes,
+                                         &rec, &err), APR_SUCCESS);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 0);
+    ck_assert_str_eq(APR_ARRAY_IDX(rec->models, 0, const char *), "o1-*");
+
+    /* revoke after the cache warmed up again */
+    apr_sleep(TEST_WAIT);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 1);
+    ck_assert_int_eq(cr_store_revoke_key(pool, spec, made->id, &rec, &err),
+                     APR_SUCCESS);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 0);
+    ck_assert_int_eq(rec->status, CR_KEY_REVOKED);
+    /* the other key is read again too (the whole cache went) */
+    ck_assert_int_eq(cached(cache, other_hash, &rec, &hit),
+                     CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 0);
+    ck_assert_str_eq(rec->id, other->id);
+    cr_keycache_stats(cache, &st);
+    ck_assert_int_ge(st.flushes, 2);
+    remove_store_dir(dir);
+}
+END_TEST
+
+/* Copy the file at from over to, keeping to's inode and mtime. */
+static void overwrite_keep_mtime(const char *from, const char *to)
+{
+    apr_finfo_t before;
+    apr_file_t *in, *out;
+    char buf[8192];
+    apr_size_t n;
+
+    ck_assert_int_eq(apr_stat(&before, to, APR_FINFO_MTIME, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(apr_file_open(&in, from, APR_FOPEN_READ, 0, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(apr_file_open(&out, to, APR_FOPEN_WRITE
+                                   | APR_FOPEN_TRUNCATE, 0, pool),
+                     APR_SUCCESS);
+    for (;;) {
+        n = sizeof(buf);
+        if (apr_file_read(in, buf, &n) != APR_SUCCESS || n == 0) {
+            break;
+        }
+        ck_assert_int_eq(apr_file_write_full(out, buf, n, NULL),
+                         APR_SUCCESS);
+    }
+    apr_file_close(in);
+    apr_file_close(out);
+    ck_assert_int_eq(apr_file_mtime_set(to, before.mtime, pool),
+                     APR_SUCCESS);
+}
+
+static void copy_store(const char *dir, const char *from, const char *to)
+{
+    static const char *const ext[] = { ".dir", ".pag", NULL };
+    int i;
+
+    for (i = 0; ext[i]; i++) {
+        ck_assert_int_eq(apr_file_copy(
+            apr_pstrcat(pool, dir, "/", from, ext[i], NULL),
+            apr_pstrcat(pool, dir, "/", to, ext[i], NULL),
+            APR_FPROT_FILE_SOURCE_PERMS, pool), APR_SUCCESS);
+    }
+}
+
+/* The store replaced by rename (a new inode), or an old copy written
+ * back with its old mtime (cp -p): both are seen. */
+START_TEST(keycache_store_replaced)
+{
+    const char *dir = temp_store_dir();
+    const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
+    const char *hash, *err = NULL;
+    cr_key_record_t *made = new_key(spec, "swapped", "*", &hash);
+    cr_key_record_t *rec = NULL;
+    cr_keycache_t *cache;
+    int hit, i;
+    static const char *const ext[] = { ".dir", ".pag", NULL };
+
+    copy_store(dir, "keys", "active-copy");
+    ck_assert_int_eq(cr_store_revoke_key(pool, spec, made->id, &rec, &err),
+                     APR_SUCCESS);
+    copy_store(dir, "keys", "revoked-copy");
+    copy_store(dir, "active-copy", "keys");   /* active again */
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
+                     APR_SUCCESS);
+    apr_sleep(TEST_WAIT);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 1);
+    ck_assert_int_eq(rec->status, CR_KEY_ACTIVE);
+
+    /* mv revoked-copy keys */
+    for (i = 0; ext[i]; i++) {
+        ck_assert_int_eq(apr_file_rename(
+            apr_pstrcat(pool, dir, "/revoked-copy", ext[i], NULL),
+            apr_pstrcat(pool, dir, "/keys", ext[i], NULL), pool),
+            APR_SUCCESS);
+    }
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 0);
+    ck_assert_int_eq(rec->status, CR_KEY_REVOKED);
+
+    /* cp -p active-copy keys: same inode, old mtime, new ctime */
+    apr_sleep(TEST_WAIT);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 1);
+    for (i = 0; ext[i]; i++) {
+        overwrite_keep_mtime(
+            apr_pstrcat(pool, dir, "/active-copy", ext[i], NULL),
+            apr_pstrcat(pool, dir, "/keys", ext[i], NULL));
+    }
+    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 0);
+    ck_assert_int_eq(rec->status, CR_KEY_ACTIVE);
+
+    for (i = 0; ext[i]; i++) {
+        apr_file_remove(apr_pstrcat(pool, dir, "/active-copy", ext[i], NULL),
+                        pool);
+    }
+    remove_store_dir(dir);
+}
+END_TEST
+
+/* Unknown keys, a missing store, a cache of 0 and slot collisions. */
+START_TEST(keycache_misses_and_errors)
+{
+    const char *dir = temp_store_dir();
+    const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
+    const char *hashes[8];
+    cr_key_record_t *recs[8], *rec = NULL;
+    cr_keycache_t *cache, *off, *tiny;
+    cr_keycache_stats_t st;
+    apr_status_t rv;
+    char errbuf[256];
+    int hit, i, round;
+
+    /* no store yet: an open failure, with a reason */
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
+                     APR_SUCCESS);
+    ck_assert_int_eq(cr_keycache_lookup(cache, pool, cr_key_hash(pool, "x"),
+                                        &rec, &hit, &rv, errbuf,
+                                        sizeof(errbuf)),
+                     CR_KEYCACHE_OPEN_FAILED);
+    ck_assert_ptr_nonnull(strstr(errbuf, "does not exist"));
+
+    for (i = 0; i < 8; i++) {
+        recs[i] = new_key(spec, "many", "*", &hashes[i]);
+    }
+    apr_sleep(TEST_WAIT);
+    /* unknown keys are never cached */
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(cached(cache, cr_key_hash(pool, "sk-unknown"), &rec,
+                                &hit), CR_KEYCACHE_NOT_FOUND);
+        ck_assert_int_eq(hit, 0);
+    }
+    /* size 0: never a hit */
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 0, TEST_SETTLE, &off),
+                     APR_SUCCESS);
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(cached(off, hashes[0], &rec, &hit),
+                         CR_KEYCACHE_FOUND);
+        ck_assert_int_eq(hit, 0);
+    }
+    /* two slots for eight keys: whatever is answered is the right record */
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 2, TEST_SETTLE, &tiny),
+                     APR_SUCCESS);
+    for (round = 0; round < 3; round++) {
+        for (i = 0; i < 8; i++) {
+            ck_assert_int_eq(cached(tiny, hashes[i], &rec, &hit),
+                             CR_KEYCACHE_FOUND);
+            ck_assert_str_eq(rec->id, recs[i]->id);
+        }
+    }
+    cr_keycache_stats(tiny, &st);
+    ck_assert_int_eq(st.hits + st.reads, 24);
+    ck_assert_int_eq(cr_keycache_create(pool, spec, -1, TEST_SETTLE, &tiny),
+                     APR_EINVAL);
+
+    /* the store removed: an open failure again, not a stale answer */
+    remove_store_dir(dir);
+    ck_assert_int_eq(cached(cache, hashes[0], &rec, &hit),
+                     CR_KEYCACHE_OPEN_FAILED);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keys");
@@ -982,6 +1302,15 @@ int main(void)
     tcase_add_test(tc, store_spec);
     tcase_add_test(tc, store_lifecycle);
     tcase_add_test(tc, store_errors);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("keycache");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, keycache_hit_same_record);
+    tcase_add_test(tc, keycache_unsettled_not_cached);
+    tcase_add_test(tc, keycache_changes_seen_at_once);
+    tcase_add_test(tc, keycache_store_replaced);
+    tcase_add_test(tc, keycache_misses_and_errors);
     suite_add_tcase(s, tc);
 
     sr = srunner_create(s);
