@@ -34,10 +34,11 @@ typedef struct {
 
 cr_body_status_e cr_body_inspect(apr_pool_t *p, const char *data,
                                  apr_size_t len, cr_body_info_t *info);
-/* The same over a body delivered in pieces (no copy into one buffer),
- * with one difference: the text of string values is skipped on its way to
- * the parser (see cr_body.c): a top-level value past its 512th byte, a
- * nested value altogether.  Bad characters there are not reported. */
+/* The same over a body delivered in pieces (no copy into one buffer).
+ * The plain text of string values is checked in cr_body.c and skipped on
+ * its way to the parser (a top-level value past its 512th byte, a nested
+ * value altogether), so the verdict is the same as cr_body_inspect's; only
+ * the wording of some errors differs. */
 cr_body_status_e cr_body_inspect_stream(apr_pool_t *p, cr_json_read_fn read_fn,
                                         void *baton, cr_body_info_t *info);
 
