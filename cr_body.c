@@ -122,7 +122,7 @@ typedef struct {
     void *baton;
     apr_size_t total;
     lex_state_e state;
-    int depth;           /* nesting depth */
+    unsigned int depth;  /* nesting depth */
     int expect_name;     /* the next string is an object member name */
     int in_name;         /* the current string is a member name: kept whole */
     unsigned char in_object[CR_BODY_TRACK_DEPTH / 8];  /* bit per level */
@@ -240,7 +240,8 @@ static apr_size_t skip_long_strings(counting_reader *reader,
                 case '{':
                 case '[':
                     if (reader->depth < CR_BODY_TRACK_DEPTH) {
-                        unsigned char bit = 1 << (reader->depth % 8);
+                        unsigned char bit =
+                            (unsigned char)(1u << (reader->depth % 8));
                         if (data[j] == '{') {
                             reader->in_object[reader->depth / 8] |= bit;
                         }
@@ -262,7 +263,7 @@ static apr_size_t skip_long_strings(counting_reader *reader,
                     reader->expect_name = reader->depth > 0
                         && reader->depth <= CR_BODY_TRACK_DEPTH
                         && (reader->in_object[(reader->depth - 1) / 8]
-                            & (1 << ((reader->depth - 1) % 8)));
+                            & (1u << ((reader->depth - 1) % 8)));
                     break;
                 case ':':
                     reader->expect_name = 0;

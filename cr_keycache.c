@@ -377,8 +377,8 @@ cr_keycache_result_e cr_keycache_lookup(cr_keycache_t *cache, apr_pool_t *p,
         cache_lock(cache);
         if (cache->local_fs == 0) {
             cache_unlock(cache);
-            return cr_keycache_read_store(p, cache->spec, hash, rec, rv, errbuf,
-                                          errlen);
+            return cr_keycache_read_store(p, cache->spec, hash, rec, rv,
+                                          errbuf, errlen);
         }
         if (!cache->state_known || !same_state(&cache->state, &now_state)) {
             if (cache->state_known) {
