@@ -21,12 +21,16 @@ FIGURES = [
     r"plain ProxyPass\s+%s req/s\s+p50\s+%s ms\s+p99\s+%s ms" % (NUM, NUM, NUM),
     r"ClawdRouter\s+%s req/s" % NUM,
     r"throughput ratio gateway/plain: %s" % NUM,
+    r"paired ratio gateway/plain: %s" % NUM,
     r"added latency: p50 %s ms, p99 %s ms" % (NUM, NUM),
     r"store of 10\s+%s req/s" % NUM,
-    r"throughput ratio big/small: %s" % NUM,
+    r"throughput ratio big/small: %s \(ratio of the medians\); paired %s"
+    % (NUM, NUM),
+    r"-- ClawdRouterKeyCache 0",
     r"gateway\s+RSS before\s+%s MiB, peak\s+%s MiB" % (NUM, NUM),
     r"gateway: peak RSS / body size %s, growth / body size %s" % (NUM, NUM),
-    r"shm\s+%s req/s.*ratio %s\s+added per request %s us" % (NUM, NUM, NUM),
+    r"shm\s+%s req/s.*ratio %s \(paired %s\)\s+added per request %s us"
+    % (NUM, NUM, NUM, NUM),
     r"memcache\s+%s req/s.*ratio %s" % (NUM, NUM),
     r"plain\s+100/100 complete",
     r"gateway\s+100/100 complete .*: %s KiB per stream" % NUM,
