@@ -29,6 +29,8 @@ REQUESTS = int(os.environ.get("CR_SOAK_REQUESTS", "4000"))
 CONNECTIONS = int(os.environ.get("CR_SOAK_CONNECTIONS", "32"))
 MPM = os.environ.get("CR_SOAK_MPM", "event")
 RSS_GROWTH_MB = float(os.environ.get("CR_SOAK_RSS_GROWTH_MB", "16"))
+# More server configuration, e.g. "ClawdRouterKeyCache 0" to compare.
+EXTRA_CONF = os.environ.get("CR_SOAK_SERVER_CONF", "")
 # Under make check-sanitize each child's ASan holds back up to this much
 # freed memory (fuzz/sanitize-httpd.sh): allowed on top, per child.
 ASAN_QUARANTINE_MB = float(os.environ.get("CR_SANITIZE_QUARANTINE_MB", "0"))
@@ -264,7 +266,8 @@ def soak_gateway():
             "prefork": "StartServers 24\nMinSpareServers 1\n"
                        "MaxSpareServers 24\nMaxConnectionsPerChild 0"}[MPM]
     gw = Gateway(mpm=MPM, upstream=upstream, name="soak", log_level="info",
-                 max_body=MAX_BODY, extra_server_conf=conf + "\nKeepAliveTimeout 30")
+                 max_body=MAX_BODY, extra_server_conf=conf + "\nKeepAliveTimeout 30\n"
+                 + EXTRA_CONF)
     gw.start()
     yield gw, upstream
     gw.stop()
