@@ -1,6 +1,8 @@
 # Licensed under the Apache License, Version 2.0.
 """Per-key rate limits on one host (ClawdRouterRateStore shm, the default),
-under the prefork (4+ children) and event MPMs: SPEC sections 4 and 5."""
+under the prefork (4+ children) and event MPMs, and the exact burst also
+under worker and with the pthread mutex the README advises: SPEC sections
+4 and 5."""
 
 import os
 import time
@@ -136,3 +138,24 @@ def test_full_table_gives_way_to_new_keys(make_gateway):
     assert_error(one(gw.url, "openai", keys[-1]), "rate_limited", "openai")
     # ...the least recently used gave way and start with a full bucket.
     assert one(gw.url, "openai", keys[0]).status_code == 200
+
+
+@pytest.mark.parametrize("mpm", ["prefork", "worker", "event"])
+def test_burst_exact_with_pthread_mutex(make_gateway, mpm):
+    """The README's "Mutex pthread clawdrouter-ratestore" (a process-shared
+    pthread mutex in place of Debian's fcntl() default): still one exact
+    sequence of decisions across every child and thread, and across a
+    graceful restart."""
+    gw = make_gateway(mpm=mpm, name="pthread-" + mpm,
+                      extra_server_conf="Mutex pthread clawdrouter-ratestore")
+    if mpm == "prefork":
+        deadline = time.time() + 10
+        while len(child_pids(gw)) < 4 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(child_pids(gw)) >= 4
+    _, key = gw.create_key(rpm=10)
+    check_burst(burst(gw.url, "openai", key, 30), "openai", 10)
+    _, other = gw.create_key(rpm=4)
+    check_burst(burst(gw.url, "anthropic", other, 12), "anthropic", 4)
+    gw.graceful()
+    assert_error(one(gw.url, "openai", key), "rate_limited", "openai")
