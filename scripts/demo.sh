@@ -11,7 +11,9 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 demo=${CR_DEMO_DIR:-/tmp/clawdrouter-demo}
 build=${CR_BUILD_DIR:-$top/build}
-httpd=/usr/sbin/apache2
+# CR_HTTPD: another apache2 binary or wrapper (make check-sanitize runs the
+# demo test through fuzz/sanitize-httpd.sh, which preloads ASan)
+httpd=${CR_HTTPD:-/usr/sbin/apache2}
 modules=/usr/lib/apache2/modules
 
 stop_demo() {
