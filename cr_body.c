@@ -135,6 +135,8 @@ typedef struct {
     apr_uint32_t utf8_min;   /* the least code point of this length */
     const char *invalid;     /* what was wrong with skipped text, or NULL */
     apr_size_t invalid_at;   /* and its offset in the body */
+    apr_size_t emitted;      /* bytes handed to the parser so far */
+    apr_size_t marker_at;    /* where in those the 0x01 marker went */
 } counting_reader;
 
 /* Check skipped plain string text: no control character, and strict
@@ -203,17 +205,22 @@ static apr_size_t check_skipped_text(counting_reader *reader,
     return n;
 }
 
-/* Note invalid skipped text at body offset `at`; returns the byte that
- * takes its place in what Jansson reads: a control character, which makes
- * Jansson refuse the document there, as it would have refused the text. */
-static unsigned char mark_invalid(counting_reader *reader, const char *what,
-                                  apr_size_t at)
+/* Invalid skipped text at body offset `at`: put a control character at
+ * data[kept], where the parser will refuse the document as it would have
+ * refused the text, and end the read there (the parser stops at it; later
+ * reads pass through untouched).  Returns the new number of bytes kept.
+ * kept is never past the bad byte's place in data, so nothing unread is
+ * overwritten and the read never grows. */
+static apr_size_t mark_invalid(counting_reader *reader, unsigned char *data,
+                               apr_size_t kept, const char *what,
+                               apr_size_t at)
 {
-    if (!reader->invalid) {
-        reader->invalid = what;
-        reader->invalid_at = at;
-    }
-    return 0x01;
+    reader->invalid = what;
+    reader->invalid_at = at;
+    reader->marker_at = reader->emitted + kept;
+    reader->utf8_need = 0;
+    data[kept] = 0x01;
+    return kept + 1;
 }
 
 /* Filter one read in place; returns the number of bytes kept.  Only the
@@ -231,6 +238,9 @@ static apr_size_t skip_long_strings(counting_reader *reader,
     int quote_known = 0;
     apr_size_t offset = reader->total - n;    /* of data[0] in the body */
 
+    if (reader->invalid) {
+        return n;              /* the parser has stopped at the marker */
+    }
     while (i < n) {
         switch (reader->state) {
         case LEX_OUTSIDE:
@@ -322,21 +332,25 @@ static apr_size_t skip_long_strings(counting_reader *reader,
                 reader->run += take;
             }
             if (i + take < j) {
-                /* Dropped: checked here, one 'x' left in its place. */
+                /* Dropped: checked here, one 'x' left in its place (there
+                 * is room: at least one byte was dropped). */
                 const char *what = NULL;
                 apr_size_t bad = check_skipped_text(reader, data + i + take,
                                                     j - i - take, &what);
-                data[kept++] = bad < j - i - take
-                    ? mark_invalid(reader, what, offset + i + take + bad)
-                    : 'x';
+                if (bad < j - i - take) {
+                    return mark_invalid(reader, data, kept, what,
+                                        offset + i + take + bad);
+                }
+                data[kept++] = 'x';
             }
             i = j;
             if (i < n) {
                 if (reader->utf8_need > 0) {
-                    /* a character cut short by the quote or backslash */
-                    data[kept++] = mark_invalid(reader, "the text is not "
-                                                "valid UTF-8", offset + i);
-                    reader->utf8_need = 0;
+                    /* A character cut short by the quote or backslash at
+                     * data[i]: the marker goes at kept <= i, the read ends
+                     * there. */
+                    return mark_invalid(reader, data, kept, "the text is "
+                                        "not valid UTF-8", offset + i);
                 }
                 if (data[i] == '"') {
                     reader->state = LEX_OUTSIDE;
@@ -344,7 +358,10 @@ static apr_size_t skip_long_strings(counting_reader *reader,
                     data[kept++] = '"';
                 }
                 else {
-                    /* Escapes are always kept: Jansson checks them. */
+                    /* Escapes are always kept: Jansson checks them.  An
+                     * escape counts as one toward the kept length, which
+                     * so never exceeds the decoded length: a string cut
+                     * here is longer than any model in both parses. */
                     reader->state = LEX_ESCAPE;
                     data[kept++] = '\\';
                     if (!reader->skipping) {
@@ -365,9 +382,6 @@ static apr_size_t skip_long_strings(counting_reader *reader,
                 reader->state = LEX_STRING;
             }
             data[kept++] = data[i];
-            if (!reader->skipping) {
-                reader->run++;
-            }
             i++;
             break;
         }
@@ -389,7 +403,13 @@ static apr_size_t count_read(void *buf, apr_size_t len, void *baton)
         }
         reader->total += n;
         kept = skip_long_strings(reader, buf, n);
+        if (kept > n) {
+            /* Cannot happen; if it did, fail closed (a read error), and
+             * the fuzzer's invariant says so. */
+            return (apr_size_t)-1;
+        }
     } while (kept == 0);    /* 0 would mean the end of the body */
+    reader->emitted += kept;
     return kept;
 }
 
@@ -400,20 +420,24 @@ cr_body_status_e cr_body_inspect_stream(apr_pool_t *p, cr_json_read_fn read_fn,
     cr_json_t *doc;
     const char *err = NULL;
     cr_json_error_e kind;
+    apr_size_t stopped_at = 0;
 
     info_reset(info);
     memset(&reader, 0, sizeof(reader));
     reader.read_fn = read_fn;
     reader.baton = baton;
-    doc = cr_json_parse_stream_ex(p, count_read, &reader,
-                                  CR_JSON_REJECT_DUPLICATES, &err, &kind);
+    doc = cr_json_parse_stream_at(p, count_read, &reader,
+                                  CR_JSON_REJECT_DUPLICATES, &err, &kind,
+                                  &stopped_at);
     if (doc == NULL && kind != CR_JSON_ERR_READ && reader.total == 0) {
         info->detail = "The request body is empty; a JSON object is expected.";
         return CR_BODY_EMPTY;
     }
-    if (doc == NULL && kind == CR_JSON_ERR_SYNTAX && reader.invalid) {
-        /* Jansson stopped at the byte put in place of skipped text: say
-         * what was wrong there, at its place in the body. */
+    if (doc == NULL && kind == CR_JSON_ERR_SYNTAX && reader.invalid
+        && stopped_at >= reader.marker_at) {
+        /* Jansson stopped at the byte put in place of skipped text (not
+         * at an error before it): say what was wrong there, at its place
+         * in the body. */
         info->detail = apr_psprintf(p, "The request body is not valid JSON: "
                                     "%s (position %" APR_SIZE_T_FMT ").",
                                     reader.invalid, reader.invalid_at);

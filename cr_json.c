@@ -180,12 +180,23 @@ cr_json_t *cr_json_parse_stream_ex(apr_pool_t *p, cr_json_read_fn read_fn,
                                    void *baton, unsigned int flags,
                                    const char **err, cr_json_error_e *kind)
 {
+    return cr_json_parse_stream_at(p, read_fn, baton, flags, err, kind, NULL);
+}
+
+cr_json_t *cr_json_parse_stream_at(apr_pool_t *p, cr_json_read_fn read_fn,
+                                   void *baton, unsigned int flags,
+                                   const char **err, cr_json_error_e *kind,
+                                   apr_size_t *position)
+{
     json_error_t error;
     json_t *json;
     stream_ctx ctx;
 
     if (kind) {
         *kind = CR_JSON_ERR_NONE;
+    }
+    if (position) {
+        *position = 0;
     }
     ctx.read_fn = read_fn;
     ctx.baton = baton;
@@ -207,6 +218,9 @@ cr_json_t *cr_json_parse_stream_ex(apr_pool_t *p, cr_json_read_fn read_fn,
         const char *msg = describe_error(p, &error, kind);
         if (err) {
             *err = msg;
+        }
+        if (position && error.position > 0) {
+            *position = (apr_size_t)error.position;
         }
         return NULL;
     }

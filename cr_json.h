@@ -57,6 +57,12 @@ cr_json_t *cr_json_parse_ex(apr_pool_t *p, const char *data, apr_size_t len,
 cr_json_t *cr_json_parse_stream_ex(apr_pool_t *p, cr_json_read_fn read_fn,
                                    void *baton, unsigned int flags,
                                    const char **err, cr_json_error_e *kind);
+/* The same, also giving the byte offset in the stream (as read) at which
+ * the parser stopped on an error; position may be NULL. */
+cr_json_t *cr_json_parse_stream_at(apr_pool_t *p, cr_json_read_fn read_fn,
+                                   void *baton, unsigned int flags,
+                                   const char **err, cr_json_error_e *kind,
+                                   apr_size_t *position);
 
 cr_json_t *cr_json_new_object(apr_pool_t *p);
 cr_json_t *cr_json_new_array(apr_pool_t *p);

@@ -358,6 +358,7 @@ cr_keycache_result_e cr_keycache_lookup(cr_keycache_t *cache, apr_pool_t *p,
                                         apr_size_t errlen)
 {
     store_state now_state;
+    apr_time_t looked_at;
     cr_keycache_result_e result;
     cache_slot *slot;
     int cacheable;
@@ -371,7 +372,10 @@ cr_keycache_result_e cr_keycache_lookup(cr_keycache_t *cache, apr_pool_t *p,
 
     /* Before the record is read: a write after this point makes the
      * files differ from now_state, so what is read is never kept under a
-     * state older than itself. */
+     * state older than itself.  The clock is read before the stat, so
+     * "settled" means settled when the files were looked at, however
+     * long this thread then waits. */
+    looked_at = apr_time_now();
     cacheable = read_state(cache, p, &now_state);
     if (cacheable) {
         cache_lock(cache);
@@ -402,7 +406,7 @@ cr_keycache_result_e cr_keycache_lookup(cr_keycache_t *cache, apr_pool_t *p,
     result = cr_keycache_read_store(p, cache->spec, hash, rec, rv, errbuf,
                                     errlen);
     cacheable = cacheable && result == CR_KEYCACHE_FOUND
-                && settled(cache, &now_state, apr_time_now());
+                && settled(cache, &now_state, looked_at);
     cache_lock(cache);
     if (cacheable && cache->local_fs < 0) {
         /* Decided once, on the first record worth caching: by then the

@@ -46,7 +46,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reader.data = data + 1;
     reader.size = size - 1;
     reader.pos = 0;
-    reader.piece = (size_t)data[0] % 17 + 1;
+    /* Small pieces, or pieces around the size of Jansson's own buffer
+     * (1024), where a read ends mid-character or mid-escape. */
+    reader.piece = data[0] < 200 ? (size_t)data[0] % 17 + 1
+                                 : (size_t)(data[0] - 200) * 19 + 1;
 
     st_whole = cr_body_inspect(p, (const char *)data + 1, size - 1, &whole);
     st_stream = cr_body_inspect_stream(p, read_pieces, &reader, &streamed);

@@ -1248,6 +1248,80 @@ START_TEST(body_stream_skipped_text_checked)
 }
 END_TEST
 
+/* Found in review: a UTF-8 sequence cut by a quote or an escape at the
+ * start of a read (nothing dropped yet in that read) once made the filter
+ * write one byte past the read; and escapes counted by their raw bytes let
+ * a top-level "model" be cut while its decoded text was short, so the two
+ * inspections disagreed on the model. */
+START_TEST(body_stream_review_findings)
+{
+    static const apr_size_t chunks[] = { 1, 2, 3, 1023, 1024, 1025, 4096 };
+    char *buf = apr_palloc(pool, 4096);
+    const char *bodies[4];
+    apr_size_t k;
+    int b, i;
+
+    /* the lead byte at offset 1023, the quote or an escape at 1024 */
+    for (b = 0; b < 3; b++) {
+        const char *head = "{\"model\":\"gpt-4o\",\"x\":[\"";
+        apr_size_t hl = strlen(head);
+        memcpy(buf, head, hl);
+        memset(buf + hl, 'a', 1023 - hl);
+        buf[1023] = (char)0xC3;
+        /* ...and more than a read's worth after it, so that the read
+         * holding the quote is a full 1024 bytes */
+        memset(buf + 1024, 'p', 1100);
+        buf[2124] = '\0';
+        bodies[b] = apr_pstrcat(pool, apr_pstrmemdup(pool, buf, 1024),
+                                b == 0 ? "\"],\"pad\":\""
+                                : b == 1 ? "\\n\"],\"pad\":\""
+                                : "A\"],\"pad\":\"", buf + 1024, "\"}",
+                                NULL);
+    }
+    bodies[3] = "{\"a\":[\"\xC3\"],\"model\":\"m\"}";
+    for (b = 0; b < 4; b++) {
+        cr_body_info_t whole;
+        ck_assert_int_eq(cr_body_inspect(pool, bodies[b], strlen(bodies[b]),
+                                         &whole), CR_BODY_INVALID_JSON);
+        for (k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
+            piece_reader r = reader_for(bodies[b], strlen(bodies[b]),
+                                        chunks[k]);
+            cr_body_info_t info;
+            ck_assert_msg(cr_body_inspect_stream(pool, piece_read, &r, &info)
+                          == CR_BODY_INVALID_JSON, "body %d chunk %lu: %s",
+                          b, (unsigned long)chunks[k], info.detail);
+        }
+    }
+
+    /* a model made of escapes: 86 x \u0061 then "b" (87 bytes decoded,
+     * 517 raw) is a valid model; with 200 b's it is too long, both ways */
+    for (i = 0; i < 2; i++) {
+        char *esc = apr_palloc(pool, 86 * 6 + 1);
+        const char *body, *tail = i ? apr_psprintf(pool, "%0200d", 0) : "b";
+        cr_body_info_t whole;
+        int e;
+
+        for (e = 0; e < 86; e++) {
+            memcpy(esc + e * 6, "\\u0061", 6);
+        }
+        esc[86 * 6] = '\0';
+        body = apr_psprintf(pool, "{\"model\":\"%s%s\"}", esc, tail);
+        ck_assert_int_eq(cr_body_inspect(pool, body, strlen(body), &whole),
+                         i ? CR_BODY_MODEL_NOT_STRING : CR_BODY_OK);
+        for (k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
+            piece_reader r = reader_for(body, strlen(body), chunks[k]);
+            cr_body_info_t info;
+            ck_assert_int_eq(cr_body_inspect_stream(pool, piece_read, &r,
+                                                    &info),
+                             i ? CR_BODY_MODEL_NOT_STRING : CR_BODY_OK);
+            if (!i) {
+                ck_assert_str_eq(info.model, whole.model);
+            }
+        }
+    }
+}
+END_TEST
+
 /* Member names are never shortened: long names that differ only after
  * their first 512 bytes are distinct, equal ones are still duplicates,
  * at any depth and in arrays of objects. */
@@ -1314,6 +1388,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, body_stream_long_strings);
     tcase_add_test(tc, body_stream_long_member_names);
     tcase_add_test(tc, body_stream_skipped_text_checked);
+    tcase_add_test(tc, body_stream_review_findings);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("error");
