@@ -118,7 +118,6 @@ apr_status_t cr_keycache_create(apr_pool_t *p, const char *spec,
     c->spec = apr_pstrdup(p, spec);
     c->settle = settle;
     c->local_fs = -1;
-    c->stats.local_fs = -1;
     if (entries < 0 || entries > CR_KEYCACHE_MAX_ENTRIES) {
         return APR_EINVAL;
     }
@@ -328,11 +327,12 @@ static int fill_slot(cache_slot *slot, const char *hash,
     return 1;
 }
 
-cr_keycache_result_e cr_keycache_read_store(apr_pool_t *p, const char *spec,
-                                            const char *hash,
-                                            cr_key_record_t **rec,
-                                            apr_status_t *rv, char *errbuf,
-                                            apr_size_t errlen)
+/* The lookup without a cache: open the store, read the record, close. */
+static cr_keycache_result_e read_store(apr_pool_t *p, const char *spec,
+                                       const char *hash,
+                                       cr_key_record_t **rec,
+                                       apr_status_t *rv, char *errbuf,
+                                       apr_size_t errlen)
 {
     cr_store_t *store;
 
@@ -366,8 +366,7 @@ cr_keycache_result_e cr_keycache_lookup(cr_keycache_t *cache, apr_pool_t *p,
     *rv = APR_SUCCESS;
     *hit = 0;
     if (cache->nslots == 0 || strlen(hash) != CR_KEY_HASH_HEX_LEN) {
-        return cr_keycache_read_store(p, cache->spec, hash, rec, rv, errbuf,
-                                          errlen);
+        return read_store(p, cache->spec, hash, rec, rv, errbuf, errlen);
     }
 
     /* Before the record is read: a write after this point makes the
@@ -381,8 +380,8 @@ cr_keycache_result_e cr_keycache_lookup(cr_keycache_t *cache, apr_pool_t *p,
         cache_lock(cache);
         if (cache->local_fs == 0) {
             cache_unlock(cache);
-            return cr_keycache_read_store(p, cache->spec, hash, rec, rv,
-                                          errbuf, errlen);
+            return read_store(p, cache->spec, hash, rec, rv, errbuf,
+                              errlen);
         }
         if (!cache->state_known || !same_state(&cache->state, &now_state)) {
             if (cache->state_known) {
@@ -403,16 +402,14 @@ cr_keycache_result_e cr_keycache_lookup(cr_keycache_t *cache, apr_pool_t *p,
         cache_unlock(cache);
     }
 
-    result = cr_keycache_read_store(p, cache->spec, hash, rec, rv, errbuf,
-                                    errlen);
+    result = read_store(p, cache->spec, hash, rec, rv, errbuf, errlen);
     cacheable = cacheable && result == CR_KEYCACHE_FOUND
                 && settled(cache, &now_state, looked_at);
     cache_lock(cache);
     if (cacheable && cache->local_fs < 0) {
         /* Decided once, on the first record worth caching: by then the
          * store's files exist. */
-        cache->local_fs = cache->stats.local_fs
-                        = local_filesystem(cache->files[0]);
+        cache->local_fs = local_filesystem(cache->files[0]);
     }
     cache->stats.reads++;
     if (cacheable && cache->local_fs == 1
@@ -427,10 +424,11 @@ void cr_keycache_stats(cr_keycache_t *cache, cr_keycache_stats_t *stats)
 {
     if (cache->nslots == 0) {
         memset(stats, 0, sizeof(*stats));
-        stats->local_fs = cache->local_fs;
-        return;
     }
-    cache_lock(cache);
-    *stats = cache->stats;
-    cache_unlock(cache);
+    else {
+        cache_lock(cache);
+        *stats = cache->stats;
+        cache_unlock(cache);
+    }
+    stats->local_fs = cache->local_fs;
 }

@@ -42,7 +42,7 @@ typedef enum {
 } cr_keycache_result_e;
 
 /* A cache of at most `entries` records of the store `spec` (0: no cache,
- * every lookup reads the store).  Thread safe; allocate it per process
+ * every lookup reads the store; such a cache cannot fail to be made).  Thread safe; allocate it per process
  * (child_init): it is not shared between processes. */
 apr_status_t cr_keycache_create(apr_pool_t *p, const char *spec,
                                 int entries, apr_interval_time_t settle,
@@ -57,13 +57,6 @@ cr_keycache_result_e cr_keycache_lookup(cr_keycache_t *cache, apr_pool_t *p,
                                         cr_key_record_t **rec, int *hit,
                                         apr_status_t *rv, char *errbuf,
                                         apr_size_t errlen);
-
-/* The same without a cache: open the store, read the record, close. */
-cr_keycache_result_e cr_keycache_read_store(apr_pool_t *p, const char *spec,
-                                            const char *hash,
-                                            cr_key_record_t **rec,
-                                            apr_status_t *rv, char *errbuf,
-                                            apr_size_t errlen);
 
 typedef struct {
     apr_uint64_t hits;         /* answered from the cache */

@@ -192,15 +192,13 @@ const char *cr_ratestore_cmd_shm_entries(cmd_parms *cmd, void *dummy,
                                          const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
     apr_int64_t n;
 
     (void)dummy;
     if (err) {
         return err;
     }
-    n = apr_strtoi64(arg, &end, 10);
-    if (*arg == '\0' || *end != '\0' || n < 1 || n > 10000000) {
+    if (!cr_directive_number(arg, 1, 10000000, &n)) {
         return apr_pstrcat(cmd->pool, cmd->cmd->name,
                            ": expected a number of keys from 1 to 10000000",
                            NULL);

@@ -190,22 +190,32 @@ static const char *cmd_key_store(cmd_parms *cmd, void *dummy,
     return NULL;
 }
 
+int cr_directive_number(const char *arg, apr_int64_t min, apr_int64_t max,
+                        apr_int64_t *n)
+{
+    char *end;
+
+    if (!apr_isdigit(*arg)) {
+        return 0;
+    }
+    errno = 0;
+    *n = apr_strtoi64(arg, &end, 10);
+    return *end == '\0' && errno != ERANGE && *n >= min && *n <= max;
+}
+
 static const char *cmd_key_cache(cmd_parms *cmd, void *dummy,
                                  const char *arg)
 {
     cr_server_conf *conf = ap_get_module_config(cmd->server->module_config,
                                                 &clawdrouter_module);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
     apr_int64_t n;
 
     (void)dummy;
     if (err) {
         return err;
     }
-    n = apr_strtoi64(arg, &end, 10);
-    if (*arg == '\0' || *end != '\0' || n < 0
-        || n > CR_KEYCACHE_MAX_ENTRIES) {
+    if (!cr_directive_number(arg, 0, CR_KEYCACHE_MAX_ENTRIES, &n)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number of records "
                             "from 0 (no cache) to %d", cmd->cmd->name, arg,
                             CR_KEYCACHE_MAX_ENTRIES);
@@ -353,14 +363,10 @@ static const char *cmd_default_rpm(cmd_parms *cmd, void *dummy,
 {
     cr_server_conf *conf = ap_get_module_config(cmd->server->module_config,
                                                 &clawdrouter_module);
-    char *end;
     apr_int64_t rpm;
 
     (void)dummy;
-    errno = 0;
-    rpm = apr_strtoi64(arg, &end, 10);
-    if (!apr_isdigit(*arg) || *end || rpm < 0 || errno == ERANGE
-        || rpm > 100000000) {
+    if (!cr_directive_number(arg, 0, 100000000, &rpm)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number "
                             "from 0 to 100000000", cmd->cmd->name, arg);
     }
@@ -732,14 +738,8 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
         return send_error(r, ctx, CR_ERR_INTERNAL, NULL);
     }
     errbuf[0] = '\0';
-    if (sconf->key_cache) {
-        result = cr_keycache_lookup(sconf->key_cache, r->pool, hash, &rec,
-                                    &hit, &rv, errbuf, sizeof(errbuf));
-    }
-    else {
-        result = cr_keycache_read_store(r->pool, sconf->key_store, hash,
-                                        &rec, &rv, errbuf, sizeof(errbuf));
-    }
+    result = cr_keycache_lookup(sconf->key_cache, r->pool, hash, &rec, &hit,
+                                &rv, errbuf, sizeof(errbuf));
     switch (result) {
     case CR_KEYCACHE_FOUND:
         break;
@@ -1336,11 +1336,12 @@ static void key_cache_child_init(apr_pool_t *p, server_rec *main_server)
             rv = cr_keycache_create(p, sconf->key_store, entries,
                                     CR_KEYCACHE_SETTLE, &cache);
             if (rv != APR_SUCCESS) {
-                /* Without a cache every lookup reads the store. */
+                /* A cache of no records, which reads the store for every
+                 * lookup (and cannot fail to be made). */
                 ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, CRLOGNO(0002)
                              "key store %s: no record cache in this "
                              "process", sconf->key_store);
-                continue;
+                (void)cr_keycache_create(p, sconf->key_store, 0, 0, &cache);
             }
             apr_hash_set(by_store, sconf->key_store, APR_HASH_KEY_STRING,
                          cache);

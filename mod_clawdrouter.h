@@ -59,4 +59,9 @@ typedef struct {
     const char *location;             /* the enabling <Location>'s path */
 } cr_dir_conf;
 
+/* A directive's whole-number argument: digits only, from min to max.
+ * Non-zero with *n set when it is one. */
+int cr_directive_number(const char *arg, apr_int64_t min, apr_int64_t max,
+                        apr_int64_t *n);
+
 #endif /* MOD_CLAWDROUTER_H */

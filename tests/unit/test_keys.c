@@ -689,13 +689,16 @@ static const char *temp_store_dir(void)
     return dir;
 }
 
+/* The files of an sdbm store, after its path. */
+static const char *const sdbm_ext[] = { ".dir", ".pag", NULL };
+
 static void remove_store_dir(const char *dir)
 {
-    const char *files[] = { "keys.pag", "keys.dir", NULL };
     int i;
 
-    for (i = 0; files[i]; i++) {
-        apr_file_remove(apr_pstrcat(pool, dir, "/", files[i], NULL), pool);
+    for (i = 0; sdbm_ext[i]; i++) {
+        apr_file_remove(apr_pstrcat(pool, dir, "/keys", sdbm_ext[i], NULL),
+                        pool);
     }
     apr_dir_remove(dir, pool);
 }
@@ -1124,13 +1127,12 @@ static void overwrite_keep_mtime(const char *from, const char *to)
 
 static void copy_store(const char *dir, const char *from, const char *to)
 {
-    static const char *const ext[] = { ".dir", ".pag", NULL };
     int i;
 
-    for (i = 0; ext[i]; i++) {
+    for (i = 0; sdbm_ext[i]; i++) {
         ck_assert_int_eq(apr_file_copy(
-            apr_pstrcat(pool, dir, "/", from, ext[i], NULL),
-            apr_pstrcat(pool, dir, "/", to, ext[i], NULL),
+            apr_pstrcat(pool, dir, "/", from, sdbm_ext[i], NULL),
+            apr_pstrcat(pool, dir, "/", to, sdbm_ext[i], NULL),
             APR_FPROT_FILE_SOURCE_PERMS, pool), APR_SUCCESS);
     }
 }
@@ -1146,7 +1148,6 @@ START_TEST(keycache_store_replaced)
     cr_key_record_t *rec = NULL;
     cr_keycache_t *cache;
     int hit, i;
-    static const char *const ext[] = { ".dir", ".pag", NULL };
 
     copy_store(dir, "keys", "active-copy");
     ck_assert_int_eq(cr_store_revoke_key(pool, spec, made->id, &rec, &err),
@@ -1162,10 +1163,10 @@ START_TEST(keycache_store_replaced)
     ck_assert_int_eq(rec->status, CR_KEY_ACTIVE);
 
     /* mv revoked-copy keys */
-    for (i = 0; ext[i]; i++) {
+    for (i = 0; sdbm_ext[i]; i++) {
         ck_assert_int_eq(apr_file_rename(
-            apr_pstrcat(pool, dir, "/revoked-copy", ext[i], NULL),
-            apr_pstrcat(pool, dir, "/keys", ext[i], NULL), pool),
+            apr_pstrcat(pool, dir, "/revoked-copy", sdbm_ext[i], NULL),
+            apr_pstrcat(pool, dir, "/keys", sdbm_ext[i], NULL), pool),
             APR_SUCCESS);
     }
     ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
@@ -1177,17 +1178,17 @@ START_TEST(keycache_store_replaced)
     ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 1);
-    for (i = 0; ext[i]; i++) {
+    for (i = 0; sdbm_ext[i]; i++) {
         overwrite_keep_mtime(
-            apr_pstrcat(pool, dir, "/active-copy", ext[i], NULL),
-            apr_pstrcat(pool, dir, "/keys", ext[i], NULL));
+            apr_pstrcat(pool, dir, "/active-copy", sdbm_ext[i], NULL),
+            apr_pstrcat(pool, dir, "/keys", sdbm_ext[i], NULL));
     }
     ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 0);
     ck_assert_int_eq(rec->status, CR_KEY_ACTIVE);
 
-    for (i = 0; ext[i]; i++) {
-        apr_file_remove(apr_pstrcat(pool, dir, "/active-copy", ext[i], NULL),
+    for (i = 0; sdbm_ext[i]; i++) {
+        apr_file_remove(apr_pstrcat(pool, dir, "/active-copy", sdbm_ext[i], NULL),
                         pool);
     }
     remove_store_dir(dir);
