@@ -14,13 +14,11 @@
  * (mod_proxy's proxy_fixups hook).  Every refusal is the protocol's own
  * JSON error, and so are mod_proxy's own 502/503/504.
  *
- * This file is httpd glue only; the decisions live in the cr_*.c core.
+ * This file is httpd glue only, the request flow and the hooks; the
+ * configuration is mod_clawdrouter_config.c, the body mod_clawdrouter_body.c,
+ * the context and the gateway's own responses mod_clawdrouter_request.c, and
+ * the decisions live in the cr_*.c core.
  */
-
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* RTLD_DEFAULT */
-#endif
-#include <dlfcn.h>
 
 #include "httpd.h"
 #include "http_config.h"
@@ -34,9 +32,9 @@
 #include "apr_strings.h"
 #include "apr_lib.h"
 
-#include <errno.h>
-
 #include "mod_clawdrouter.h"
+#include "mod_clawdrouter_body.h"
+#include "mod_clawdrouter_request.h"
 #include "cr_body.h"
 #include "cr_console.h"
 #include "cr_cred.h"
@@ -50,634 +48,13 @@
 #include "cr_store.h"
 #include "cr_time.h"
 
-/* Directive names, defined once. */
-#define CR_DIR_KEY_STORE      "ClawdRouterKeyStore"
-#define CR_DIR_UPSTREAM       "ClawdRouterUpstream"
-#define CR_DIR_ROUTE          "ClawdRouterRoute"
-#define CR_DIR_ENABLE         "ClawdRouter"
-#define CR_DIR_RATE_STORE     "ClawdRouterRateStore"
-#define CR_DIR_RATE_FAILURE   "ClawdRouterRateStoreFailure"
-#define CR_DIR_DEFAULT_RPM    "ClawdRouterDefaultRPM"
-#define CR_DIR_MAX_BODY       "ClawdRouterMaxBodySize"
-#define CR_DIR_KEY_CACHE      "ClawdRouterKeyCache"
-
 /* Filter names. */
-#define CR_FILTER_BODY_REPLAY "CLAWDROUTER_BODY_REPLAY"
 #define CR_FILTER_HEADERS     "CLAWDROUTER_HEADERS"
 #define CR_FILTER_ERROR       "CLAWDROUTER_ERROR"
-
-/* Environment variables for LogFormat "%{...}e" (SPEC section 7). */
-#define CR_ENV_KEY_ID         "CLAWDROUTER_KEY_ID"
-#define CR_ENV_MODEL          "CLAWDROUTER_MODEL"
-#define CR_ENV_UPSTREAM       "CLAWDROUTER_UPSTREAM"
-#define CR_ENV_REQUEST_ID     "CLAWDROUTER_REQUEST_ID"
-
-/* How much the body reader asks for at a time. */
-#define CR_READ_CHUNK         (64 * 1024)
-
-/* Per-request state of a gateway request. */
-typedef struct {
-    /* The client's credential headers, taken out of headers_in as soon as
-     * the request is read (see clawdrouter_post_read_request). */
-    const char *authorization;
-    const char *x_api_key;
-    cr_protocol_e protocol;
-    const char *request_id;
-    const cr_key_record_t *key;
-    const char *model;
-    const cr_upstream_t *upstream;
-    int forwarded;                    /* handed to mod_proxy */
-    int rate_headers;                 /* rate-limit headers were set */
-} cr_request_ctx;
-
-/* mod_proxy's worker API, looked up at configuration time: the module is
- * not linked against mod_proxy.so, so it loads whatever the LoadModule
- * order (Debian's a2enmod sorts clawdrouter before proxy). */
-typedef proxy_worker *(*cr_proxy_get_worker_fn)(apr_pool_t *,
-                                                proxy_balancer *,
-                                                proxy_server_conf *,
-                                                const char *);
-typedef char *(*cr_proxy_define_worker_fn)(apr_pool_t *, proxy_worker **,
-                                           proxy_balancer *,
-                                           proxy_server_conf *,
-                                           const char *, int);
-
-/* ------------------------------------------------------------------ */
-/* Configuration                                                       */
-/* ------------------------------------------------------------------ */
-
-static void *create_clawdrouter_server_config(apr_pool_t *p, server_rec *s)
-{
-    cr_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
-
-    (void)s;
-    conf->upstreams = apr_array_make(p, 4, sizeof(cr_upstream_t));
-    conf->routes = apr_array_make(p, 8, sizeof(cr_route_t));
-    conf->locations = apr_array_make(p, 2, sizeof(const char *));
-    conf->max_body = CR_DEFAULT_MAX_BODY;
-    conf->rate_failure = CR_RATE_FAIL_OPEN;
-    conf->key_cache_entries = -1;
-    return conf;
-}
-
-static void *merge_clawdrouter_server_config(apr_pool_t *p, void *basev,
-                                             void *addv)
-{
-    cr_server_conf *base = basev;
-    cr_server_conf *add = addv;
-    cr_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
-
-    conf->key_store = add->key_store ? add->key_store : base->key_store;
-    /* A virtual host's own upstreams and routes come first, then the main
-     * server's: its routes win, and it may still use the main server's. */
-    conf->upstreams = apr_array_append(p, add->upstreams, base->upstreams);
-    conf->routes = apr_array_append(p, add->routes, base->routes);
-    conf->locations = apr_array_append(p, add->locations, base->locations);
-    conf->default_rpm = add->default_rpm_set ? add->default_rpm
-                                             : base->default_rpm;
-    conf->default_rpm_set = add->default_rpm_set || base->default_rpm_set;
-    conf->max_body = add->max_body_set ? add->max_body : base->max_body;
-    conf->max_body_set = add->max_body_set || base->max_body_set;
-    /* The rate store is server-wide: always the main server's. */
-    conf->rate_store = base->rate_store;
-    conf->rate_failure = base->rate_failure;
-    conf->rate_failure_set = base->rate_failure_set;
-    conf->rate_store_data = base->rate_store_data;
-    conf->key_cache_entries = base->key_cache_entries;
-    return conf;
-}
-
-static void *create_clawdrouter_dir_config(apr_pool_t *p, char *path)
-{
-    cr_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
-
-    conf->enabled = -1;
-    conf->location = path;
-    return conf;
-}
-
-static void *merge_clawdrouter_dir_config(apr_pool_t *p, void *basev,
-                                          void *addv)
-{
-    cr_dir_conf *base = basev;
-    cr_dir_conf *add = addv;
-    cr_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
-
-    conf->enabled = (add->enabled != -1) ? add->enabled : base->enabled;
-    /* The URL mapping is relative to the section that said "On". */
-    conf->location = (add->enabled != -1) ? add->location : base->location;
-    conf->max_body = add->max_body_set ? add->max_body : base->max_body;
-    conf->max_body_set = add->max_body_set || base->max_body_set;
-    return conf;
-}
-
-static const char *cmd_key_store(cmd_parms *cmd, void *dummy,
-                                 const char *arg)
-{
-    cr_server_conf *conf = ap_get_module_config(cmd->server->module_config,
-                                                &clawdrouter_module);
-    const char *type, *path;
-
-    (void)dummy;
-    if (cr_store_parse_spec(cmd->pool, arg, &type, &path) != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not TYPE:PATH "
-                            "(e.g. sdbm:/var/lib/clawdrouter/keys)",
-                            cmd->cmd->name, arg);
-    }
-    conf->key_store = apr_pstrcat(cmd->pool, type, ":",
-                                  ap_server_root_relative(cmd->pool, path),
-                                  NULL);
-    return NULL;
-}
-
-int cr_directive_number(const char *arg, apr_int64_t min, apr_int64_t max,
-                        apr_int64_t *n)
-{
-    char *end;
-
-    if (!apr_isdigit(*arg)) {
-        return 0;
-    }
-    errno = 0;
-    *n = apr_strtoi64(arg, &end, 10);
-    return *end == '\0' && errno != ERANGE && *n >= min && *n <= max;
-}
-
-static const char *cmd_key_cache(cmd_parms *cmd, void *dummy,
-                                 const char *arg)
-{
-    cr_server_conf *conf = ap_get_module_config(cmd->server->module_config,
-                                                &clawdrouter_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    apr_int64_t n;
-
-    (void)dummy;
-    if (err) {
-        return err;
-    }
-    if (!cr_directive_number(arg, 0, CR_KEYCACHE_MAX_ENTRIES, &n)) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of records "
-                            "from 0 (no cache) to %d", cmd->cmd->name, arg,
-                            CR_KEYCACHE_MAX_ENTRIES);
-    }
-    conf->key_cache_entries = (int)n;
-    return NULL;
-}
-
-/* Give an upstream its own mod_proxy worker, as ProxyPass would, so that
- * backend connections are kept alive and reused.  balancer:// upstreams
- * use the balancer the administrator defines. */
-static const char *define_upstream_worker(cmd_parms *cmd, const char *url)
-{
-    module *proxy = ap_find_linked_module("mod_proxy.c");
-    cr_proxy_get_worker_fn get_worker;
-    cr_proxy_define_worker_fn define_worker;
-    proxy_server_conf *pconf;
-    proxy_worker *worker;
-    char *err;
-
-    if (!proxy) {
-        return apr_psprintf(cmd->pool, "%s needs mod_proxy and mod_proxy_http"
-                            " (LoadModule proxy_module, proxy_http_module)",
-                            cmd->cmd->name);
-    }
-    if (strncasecmp(url, "balancer://", 11) == 0) {
-        return NULL;
-    }
-    get_worker = (cr_proxy_get_worker_fn)dlsym(RTLD_DEFAULT,
-                                               "ap_proxy_get_worker");
-    define_worker = (cr_proxy_define_worker_fn)dlsym(RTLD_DEFAULT,
-                                                     "ap_proxy_define_worker");
-    if (!get_worker || !define_worker) {
-        return apr_psprintf(cmd->pool, "%s: mod_proxy's worker API was not "
-                            "found", cmd->cmd->name);
-    }
-    pconf = ap_get_module_config(cmd->server->module_config, proxy);
-    worker = get_worker(cmd->temp_pool, NULL, pconf, url);
-    if (worker) {
-        return NULL;    /* a ProxyPass or <Proxy> already defines it */
-    }
-    err = define_worker(cmd->pool, &worker, NULL, pconf, url, 0);
-    if (err) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-    }
-    /* An unreachable upstream is answered 502 on every request, not 503
-     * for a minute after one failure. */
-    worker->s->retry = 0;
-    worker->s->retry_set = 1;
-    return NULL;
-}
-
-static const char *cmd_upstream(cmd_parms *cmd, void *dummy, int argc,
-                                char *const argv[])
-{
-    cr_server_conf *conf = ap_get_module_config(cmd->server->module_config,
-                                                &clawdrouter_module);
-    cr_upstream_t *up;
-    const char *err;
-    int proto, i;
-
-    (void)dummy;
-    if (argc < 3 || argc > 4) {
-        return apr_psprintf(cmd->pool, "%s takes NAME PROTOCOL URL "
-                            "[CREDENTIAL]", cmd->cmd->name);
-    }
-    for (i = 0; i < conf->upstreams->nelts; i++) {
-        if (!strcmp(APR_ARRAY_IDX(conf->upstreams, i, cr_upstream_t).name,
-                    argv[0])) {
-            return apr_psprintf(cmd->pool, "%s: upstream '%s' is defined "
-                                "twice", cmd->cmd->name, argv[0]);
-        }
-    }
-    proto = cr_route_parse_protocol(argv[1]);
-    if (proto < 0) {
-        return apr_psprintf(cmd->pool, "%s: protocol '%s' is not openai or "
-                            "anthropic", cmd->cmd->name, argv[1]);
-    }
-    up = apr_array_push(conf->upstreams);
-    up->name = apr_pstrdup(cmd->pool, argv[0]);
-    up->protocol = (cr_protocol_e)proto;
-    up->url = cr_route_normalize_url(cmd->pool, argv[2]);
-    if (!up->url) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not an http://, "
-                            "https:// or balancer:// URL", cmd->cmd->name,
-                            argv[2]);
-    }
-    up->credential = NULL;
-    if (argc == 4) {
-        /* Resolved now, while httpd still runs as root: a file: secret
-         * may be readable by root only. */
-        up->credential = cr_route_resolve_credential(cmd->pool, argv[3],
-                                                     &err);
-        if (!up->credential) {
-            return apr_psprintf(cmd->pool, "%s %s: %s", cmd->cmd->name,
-                                argv[0], err);
-        }
-    }
-    return define_upstream_worker(cmd, up->url);
-}
-
-static const char *cmd_route(cmd_parms *cmd, void *dummy, const char *glob,
-                             const char *name)
-{
-    cr_server_conf *conf = ap_get_module_config(cmd->server->module_config,
-                                                &clawdrouter_module);
-    cr_route_t *route;
-
-    (void)dummy;
-    if (!*glob) {
-        return apr_psprintf(cmd->pool, "%s: empty model glob",
-                            cmd->cmd->name);
-    }
-    route = apr_array_push(conf->routes);
-    route->glob = glob;
-    route->upstream_name = name;
-    route->upstream = NULL;     /* resolved in post_config */
-    return NULL;
-}
-
-static const char *cmd_enable(cmd_parms *cmd, void *dconf, int flag)
-{
-    cr_dir_conf *conf = dconf;
-    const ap_directive_t *section = cmd->directive->parent;
-
-    if (flag && (!section || strcasecmp(section->directive, "<Location")
-                 || !cmd->path || *cmd->path != '/')) {
-        return apr_psprintf(cmd->pool, "%s On belongs in a <Location> with "
-                            "a plain path (the path below it is appended to "
-                            "the upstream URL)", cmd->cmd->name);
-    }
-    conf->enabled = flag;
-    conf->location = cmd->path;
-    if (flag) {
-        cr_server_conf *sconf =
-            ap_get_module_config(cmd->server->module_config,
-                                 &clawdrouter_module);
-        APR_ARRAY_PUSH(sconf->locations, const char *) = cmd->path;
-    }
-    return NULL;
-}
-
-static const char *cmd_default_rpm(cmd_parms *cmd, void *dummy,
-                                   const char *arg)
-{
-    cr_server_conf *conf = ap_get_module_config(cmd->server->module_config,
-                                                &clawdrouter_module);
-    apr_int64_t rpm;
-
-    (void)dummy;
-    if (!cr_directive_number(arg, 0, 100000000, &rpm)) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number "
-                            "from 0 to 100000000", cmd->cmd->name, arg);
-    }
-    conf->default_rpm = rpm;
-    conf->default_rpm_set = 1;
-    return NULL;
-}
-
-static const char *cmd_max_body(cmd_parms *cmd, void *dconf,
-                                const char *arg)
-{
-    apr_off_t size;
-
-    if (apr_strtoff(&size, arg, NULL, 10) != APR_SUCCESS || size <= 0
-        || !apr_isdigit(*arg)) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a positive number "
-                            "of bytes", cmd->cmd->name, arg);
-    }
-    if (cmd->path) {
-        cr_dir_conf *conf = dconf;
-        conf->max_body = size;
-        conf->max_body_set = 1;
-    }
-    else {
-        cr_server_conf *conf =
-            ap_get_module_config(cmd->server->module_config,
-                                 &clawdrouter_module);
-        conf->max_body = size;
-        conf->max_body_set = 1;
-    }
-    return NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* Responses                                                           */
-/* ------------------------------------------------------------------ */
-
-static cr_request_ctx *get_ctx(request_rec *r)
-{
-    return ap_get_module_config(r->request_config, &clawdrouter_module);
-}
-
-static cr_request_ctx *get_or_make_ctx(request_rec *r)
-{
-    cr_request_ctx *ctx = get_ctx(r);
-
-    if (!ctx) {
-        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
-        ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
-    }
-    return ctx;
-}
-
-/* The request's protocol (by path) and its Request-Id (SPEC section 6). */
-static void identify_request(request_rec *r, cr_request_ctx *ctx)
-{
-    ctx->protocol = cr_protocol_from_path(r->uri ? r->uri : "/");
-    ctx->request_id = cr_reqid_choose(
-        r->pool, apr_table_get(r->headers_in, "Request-Id"),
-        apr_table_get(r->headers_in, "X-Request-Id"),
-        apr_table_get(r->headers_in, "X-Client-Request-Id"));
-}
-
-/* Rate-limit headers of SPEC section 5, in the protocol's style. */
-static void set_rate_headers(request_rec *r, cr_request_ctx *ctx,
-                             const cr_rate_result_t *res)
-{
-    apr_table_t *h = r->err_headers_out;
-
-    if (ctx->protocol == CR_PROTO_ANTHROPIC) {
-        apr_table_setn(h, "anthropic-ratelimit-requests-limit",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->limit));
-        apr_table_setn(h, "anthropic-ratelimit-requests-remaining",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->remaining));
-        apr_table_setn(h, "anthropic-ratelimit-requests-reset",
-                       cr_time_format_rfc3339(r->pool, apr_time_now()
-                                              + res->reset
-                                              + apr_time_from_sec(1) - 1));
-    }
-    else {
-        apr_table_setn(h, "x-ratelimit-limit-requests",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->limit));
-        apr_table_setn(h, "x-ratelimit-remaining-requests",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->remaining));
-        apr_table_setn(h, "x-ratelimit-reset-requests",
-                       cr_time_format_duration(r->pool, res->reset));
-    }
-    ctx->rate_headers = 1;
-}
-
-/* Answer a request with one of the gateway's own errors (SPEC section 5)
- * and end its processing: the caller returns what this returns. */
-static int send_error(request_rec *r, cr_request_ctx *ctx, cr_error_e kind,
-                      const char *message)
-{
-    const char *body = cr_error_body(r->pool, ctx->protocol, kind, message,
-                                     ctx->request_id);
-    apr_size_t len = strlen(body);
-    int status = cr_error_status(kind);
-
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CRLOGNO(0100)
-                  "refused with %d %s: %s (key %s, model %s)", status,
-                  cr_error_openai_code(kind),
-                  message ? message : cr_error_default_message(kind),
-                  ctx->key ? ctx->key->id : "-",
-                  ctx->model ? ctx->model : "-");
-
-    apr_table_setn(r->err_headers_out, "x-request-id", ctx->request_id);
-    if (status == HTTP_UNAUTHORIZED) {
-        apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer");
-    }
-    else if (status == HTTP_METHOD_NOT_ALLOWED) {
-        apr_table_setn(r->err_headers_out, "Allow", "POST");
-    }
-    /* Whatever of the body is still unread is not wanted: drop it, or
-     * close the connection if it is too large to be worth reading.  The
-     * status comes first: with an error status httpd does not invite an
-     * "Expect: 100-continue" client to send the body at all. */
-    r->status = status;
-    if (status == HTTP_REQUEST_ENTITY_TOO_LARGE
-        || ap_discard_request_body(r) != OK) {
-        r->connection->keepalive = AP_CONN_CLOSE;
-    }
-    ap_set_content_type(r, "application/json");
-    ap_set_content_length(r, (apr_off_t)len);
-    if (!r->header_only) {
-        ap_rwrite(body, (int)len, r);
-    }
-    return DONE;
-}
-
-/* ------------------------------------------------------------------ */
-/* The request body                                                    */
-/* ------------------------------------------------------------------ */
-
-/* Read the whole body into a brigade (setaside in the request pool), at
- * most limit bytes.  *too_large is set when it is larger. */
-static apr_status_t read_body(request_rec *r, apr_off_t limit,
-                              apr_bucket_brigade **body, apr_off_t *total,
-                              int *too_large)
-{
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
-                                                r->connection->bucket_alloc);
-    apr_bucket_brigade *kept = apr_brigade_create(r->pool,
-                                                  r->connection->bucket_alloc);
-    int seen_eos = 0;
-
-    *total = 0;
-    *too_large = 0;
-    while (!seen_eos) {
-        apr_status_t rv = ap_get_brigade(r->input_filters, bb,
-                                         AP_MODE_READBYTES, APR_BLOCK_READ,
-                                         CR_READ_CHUNK);
-        if (rv != APR_SUCCESS) {
-            apr_brigade_destroy(bb);
-            return rv;
-        }
-        while (!APR_BRIGADE_EMPTY(bb)) {
-            apr_bucket *e = APR_BRIGADE_FIRST(bb);
-
-            if (APR_BUCKET_IS_EOS(e)) {
-                seen_eos = 1;
-                apr_bucket_delete(e);
-                continue;
-            }
-            if (APR_BUCKET_IS_METADATA(e)) {
-                apr_bucket_delete(e);
-                continue;
-            }
-            if (e->length == (apr_size_t)-1) {
-                const char *data;
-                apr_size_t len;
-                rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
-                if (rv != APR_SUCCESS) {
-                    apr_brigade_destroy(bb);
-                    return rv;
-                }
-            }
-            *total += (apr_off_t)e->length;
-            if (*total > limit) {
-                *too_large = 1;
-                apr_brigade_destroy(bb);
-                return APR_SUCCESS;
-            }
-            rv = apr_bucket_setaside(e, r->pool);
-            if (rv != APR_SUCCESS) {
-                apr_brigade_destroy(bb);
-                return rv;
-            }
-            APR_BUCKET_REMOVE(e);
-            APR_BRIGADE_INSERT_TAIL(kept, e);
-        }
-    }
-    apr_brigade_destroy(bb);
-    *body = kept;
-    return APR_SUCCESS;
-}
-
-/* cr_json_read_fn over a brigade, for cr_body_inspect_stream: the body is
- * inspected where it lies, never copied into one buffer. */
-typedef struct {
-    apr_bucket_brigade *bb;
-    apr_bucket *bucket;
-    apr_size_t offset;
-} cr_brigade_reader;
-
-static apr_size_t brigade_read(void *buf, apr_size_t len, void *baton)
-{
-    cr_brigade_reader *rd = baton;
-    apr_size_t copied = 0;
-
-    while (copied < len && rd->bucket != APR_BRIGADE_SENTINEL(rd->bb)) {
-        const char *data;
-        apr_size_t avail, n;
-
-        if (apr_bucket_read(rd->bucket, &data, &avail, APR_BLOCK_READ)
-            != APR_SUCCESS) {
-            return (apr_size_t)-1;
-        }
-        if (rd->offset >= avail) {
-            rd->bucket = APR_BUCKET_NEXT(rd->bucket);
-            rd->offset = 0;
-            continue;
-        }
-        n = avail - rd->offset;
-        if (n > len - copied) {
-            n = len - copied;
-        }
-        memcpy((char *)buf + copied, data + rd->offset, n);
-        copied += n;
-        rd->offset += n;
-    }
-    return copied;
-}
-
-/* Input filter that hands mod_proxy the body the gateway already read,
- * then end-of-stream.  It sits above HTTP_IN, which is at its end. */
-static apr_status_t body_replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
-                                       ap_input_mode_t mode,
-                                       apr_read_type_e block,
-                                       apr_off_t readbytes)
-{
-    apr_bucket_brigade *kept = f->ctx;
-    apr_bucket *e;
-    apr_status_t rv;
-
-    (void)block;
-    if (mode != AP_MODE_READBYTES && mode != AP_MODE_SPECULATIVE
-        && mode != AP_MODE_EXHAUSTIVE) {
-        return APR_ENOTIMPL;
-    }
-    if (APR_BRIGADE_EMPTY(kept)) {
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
-                                    f->c->bucket_alloc));
-        return APR_SUCCESS;
-    }
-    if (mode == AP_MODE_EXHAUSTIVE) {
-        APR_BRIGADE_CONCAT(bb, kept);
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
-                                    f->c->bucket_alloc));
-        return APR_SUCCESS;
-    }
-    rv = apr_brigade_partition(kept, readbytes, &e);
-    if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
-        return rv;
-    }
-    if (mode == AP_MODE_SPECULATIVE) {
-        apr_bucket *b;
-        for (b = APR_BRIGADE_FIRST(kept); b != e; b = APR_BUCKET_NEXT(b)) {
-            apr_bucket *copy;
-            rv = apr_bucket_copy(b, &copy);
-            if (rv != APR_SUCCESS) {
-                return rv;
-            }
-            APR_BRIGADE_INSERT_TAIL(bb, copy);
-        }
-        return APR_SUCCESS;
-    }
-    while (APR_BRIGADE_FIRST(kept) != e) {
-        apr_bucket *b = APR_BRIGADE_FIRST(kept);
-        APR_BUCKET_REMOVE(b);
-        APR_BRIGADE_INSERT_TAIL(bb, b);
-    }
-    return APR_SUCCESS;
-}
 
 /* ------------------------------------------------------------------ */
 /* The gateway                                                         */
 /* ------------------------------------------------------------------ */
-
-static apr_off_t max_body_size(const cr_dir_conf *dconf,
-                               const cr_server_conf *sconf)
-{
-    return dconf->max_body_set ? dconf->max_body : sconf->max_body;
-}
-
-/* The part of a <Location> path that prefixes the URLs below it:
- * "/v1/" and "/v1" both prefix "/v1/chat/completions" as "/v1". */
-static apr_size_t location_prefix_len(const char *loc)
-{
-    apr_size_t n = strlen(loc);
-
-    while (n > 0 && loc[n - 1] == '/') {
-        n--;
-    }
-    return n;
-}
 
 /* The upstream URL for a request: the path below the enabling <Location>
  * (decoded and normalized by httpd) appended to the upstream's URL.
@@ -690,7 +67,7 @@ static const char *upstream_url(request_rec *r, const cr_dir_conf *dconf,
     const char *loc = dconf->location;
 
     if (loc) {
-        apr_size_t n = location_prefix_len(loc);
+        apr_size_t n = cr_config_location_prefix_len(loc);
         if (strncmp(r->uri, loc, n) == 0) {
             suffix = r->uri + n;
         }
@@ -718,24 +95,24 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
     case CR_CRED_OK:
         break;
     case CR_CRED_MISSING:
-        return send_error(r, ctx, CR_ERR_MISSING_KEY, NULL);
+        return cr_request_send_error(r, ctx, CR_ERR_MISSING_KEY, NULL);
     case CR_CRED_CONFLICT:
-        return send_error(r, ctx, CR_ERR_INVALID_KEY,
+        return cr_request_send_error(r, ctx, CR_ERR_INVALID_KEY,
                           "Authorization and x-api-key carry different "
                           "keys; send one key.");
     default:
-        return send_error(r, ctx, CR_ERR_INVALID_KEY, NULL);
+        return cr_request_send_error(r, ctx, CR_ERR_INVALID_KEY, NULL);
     }
 
     if (!sconf->key_store) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CRLOGNO(0101)
                       "no " CR_DIR_KEY_STORE " is configured for this "
                       "server; refusing");
-        return send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
+        return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
     }
     hash = cr_key_hash(r->pool, key);
     if (!hash) {
-        return send_error(r, ctx, CR_ERR_INTERNAL, NULL);
+        return cr_request_send_error(r, ctx, CR_ERR_INTERNAL, NULL);
     }
     errbuf[0] = '\0';
     result = cr_keycache_lookup(sconf->key_cache, r->pool, hash, &rec, &hit,
@@ -744,19 +121,19 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
     case CR_KEYCACHE_FOUND:
         break;
     case CR_KEYCACHE_NOT_FOUND:
-        return send_error(r, ctx, CR_ERR_INVALID_KEY,
+        return cr_request_send_error(r, ctx, CR_ERR_INVALID_KEY,
                           apr_psprintf(r->pool, "Invalid API key: %s.",
                                        cr_cred_mask(r->pool, key)));
     case CR_KEYCACHE_OPEN_FAILED:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0102)
                       "key store %s cannot be read: %s", sconf->key_store,
                       errbuf);
-        return send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
+        return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
     default:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0103)
                       "key store %s: a record cannot be read",
                       sconf->key_store);
-        return send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
+        return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
     }
     ctx->key = rec;
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0107)
@@ -766,11 +143,11 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
     case CR_KEY_USABLE:
         break;
     case CR_KEY_IS_REVOKED:
-        return send_error(r, ctx, CR_ERR_INVALID_KEY,
+        return cr_request_send_error(r, ctx, CR_ERR_INVALID_KEY,
                           apr_psprintf(r->pool, "API key %s has been "
                                        "revoked.", rec->hint));
     default:
-        return send_error(r, ctx, CR_ERR_INVALID_KEY,
+        return cr_request_send_error(r, ctx, CR_ERR_INVALID_KEY,
                           apr_psprintf(r->pool, "API key %s has expired.",
                                        rec->hint));
     }
@@ -779,81 +156,12 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
 
     if (ctx->protocol == CR_PROTO_ANTHROPIC
         && !apr_table_get(r->headers_in, "anthropic-version")) {
-        return send_error(r, ctx, CR_ERR_MISSING_VERSION,
+        return cr_request_send_error(r, ctx, CR_ERR_MISSING_VERSION,
                           "anthropic-version: header is required.");
     }
     return OK;
 }
 
-/* Step 3: read and inspect the body; the model is the result. */
-static int check_body(request_rec *r, cr_request_ctx *ctx,
-                      apr_off_t limit, apr_bucket_brigade **body)
-{
-    const char *clen = apr_table_get(r->headers_in, "Content-Length");
-    cr_body_info_t info;
-    cr_body_status_e bs;
-    cr_brigade_reader reader;
-    apr_off_t total;
-    apr_status_t rv;
-    int too_large;
-
-    if (r->method_number != M_POST) {
-        return send_error(r, ctx, CR_ERR_METHOD_NOT_ALLOWED,
-                          apr_psprintf(r->pool, "Method %s is not "
-                                       "supported here; use POST.",
-                                       r->method));
-    }
-    if (!cr_body_content_type_is_json(apr_table_get(r->headers_in,
-                                                    "Content-Type"))) {
-        return send_error(r, ctx, CR_ERR_UNSUPPORTED_MEDIA_TYPE,
-                          "The request body must be JSON "
-                          "(Content-Type: application/json).");
-    }
-    if (clen) {
-        apr_off_t declared;
-        if (apr_strtoff(&declared, clen, NULL, 10) == APR_SUCCESS
-            && declared > limit) {
-            return send_error(r, ctx, CR_ERR_TOO_LARGE,
-                              apr_psprintf(r->pool, "Request body is larger "
-                                           "than %" APR_OFF_T_FMT " bytes.",
-                                           limit));
-        }
-    }
-    rv = read_body(r, limit, body, &total, &too_large);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, CRLOGNO(0104)
-                      "reading the request body failed");
-        if (rv == AP_FILTER_ERROR) {
-            /* HTTP_IN already judged it (e.g. LimitRequestBody); answer
-             * in JSON all the same. */
-            return send_error(r, ctx, CR_ERR_TOO_LARGE, NULL);
-        }
-        r->connection->keepalive = AP_CONN_CLOSE;
-        return send_error(r, ctx, CR_ERR_INVALID_BODY,
-                          "The request body could not be read "
-                          "completely.");
-    }
-    if (too_large) {
-        return send_error(r, ctx, CR_ERR_TOO_LARGE,
-                          apr_psprintf(r->pool, "Request body is larger than "
-                                       "%" APR_OFF_T_FMT " bytes.", limit));
-    }
-
-    reader.bb = *body;
-    reader.bucket = APR_BRIGADE_FIRST(*body);
-    reader.offset = 0;
-    memset(&info, 0, sizeof(info));
-    bs = cr_body_inspect_stream(r->pool, brigade_read, &reader, &info);
-    if (bs != CR_BODY_OK) {
-        return send_error(r, ctx, CR_ERR_INVALID_BODY,
-                          info.detail ? info.detail
-                                      : "The request body must be a JSON "
-                                        "object with a string \"model\".");
-    }
-    ctx->model = info.model;
-    apr_table_setn(r->subprocess_env, CR_ENV_MODEL, info.model);
-    return OK;
-}
 
 /* Step 6: the key's rate limit. */
 static int check_rate(request_rec *r, cr_request_ctx *ctx,
@@ -875,11 +183,11 @@ static int check_rate(request_rec *r, cr_request_ctx *ctx,
         /* cr_ratestore_take has logged the outage (once per interval). */
         /* The merge gives every server the main server's policy. */
         if (sconf->rate_failure == CR_RATE_FAIL_CLOSED) {
-            return send_error(r, ctx, CR_ERR_RATE_STORE_UNAVAILABLE, NULL);
+            return cr_request_send_error(r, ctx, CR_ERR_RATE_STORE_UNAVAILABLE, NULL);
         }
         return OK;
     }
-    set_rate_headers(r, ctx, &res);
+    cr_request_set_rate_headers(r, ctx, &res);
     if (!res.allowed) {
         apr_interval_time_t wait = res.retry_after > 0 ? res.retry_after : 1;
         apr_int64_t ms = (wait + 999) / 1000;
@@ -891,7 +199,7 @@ static int check_rate(request_rec *r, cr_request_ctx *ctx,
         apr_table_setn(r->err_headers_out, "retry-after-ms",
                        apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
                                     ms < 1 ? 1 : ms));
-        return send_error(r, ctx, CR_ERR_RATE_LIMITED,
+        return cr_request_send_error(r, ctx, CR_ERR_RATE_LIMITED,
                           apr_psprintf(r->pool, "Rate limit of %"
                                        APR_INT64_T_FMT " requests per minute "
                                        "reached for key %s; retry in %"
@@ -912,31 +220,31 @@ static int clawdrouter_fixups(request_rec *r)
     cr_request_ctx *ctx;
     int rc;
 
-    ctx = get_ctx(r);
+    ctx = cr_ctx_get(r);
     if (dconf->enabled != 1 || r->main || r->prev || !ctx) {
         return DECLINED;
     }
 
-    identify_request(r, ctx);
+    cr_request_identify(r, ctx);
     apr_table_setn(r->err_headers_out, "Request-Id", ctx->request_id);
     apr_table_setn(r->subprocess_env, CR_ENV_REQUEST_ID, ctx->request_id);
 
     if ((rc = check_key(r, ctx, sconf)) != OK) {
         return rc;
     }
-    if ((rc = check_body(r, ctx, max_body_size(dconf, sconf), &body))
+    if ((rc = cr_body_check_request(r, ctx, cr_config_max_body(dconf, sconf), &body))
         != OK) {
         return rc;
     }
     if (!cr_key_model_allowed(ctx->key, ctx->model)) {
-        return send_error(r, ctx, CR_ERR_MODEL_NOT_PERMITTED,
+        return cr_request_send_error(r, ctx, CR_ERR_MODEL_NOT_PERMITTED,
                           apr_psprintf(r->pool, "API key %s may not use "
                                        "model '%s'.", ctx->key->id,
                                        ctx->model));
     }
     route = cr_route_find(sconf->routes, ctx->model, ctx->protocol);
     if (!route || !route->upstream) {
-        return send_error(r, ctx, CR_ERR_MODEL_NOT_FOUND,
+        return cr_request_send_error(r, ctx, CR_ERR_MODEL_NOT_FOUND,
                           apr_psprintf(r->pool, "The model '%s' is not "
                                        "served here.", ctx->model));
     }
@@ -980,7 +288,7 @@ static int uri_in_gateway_location(request_rec *r)
     ap_no2slash(uri);
     for (i = 0; i < sconf->locations->nelts; i++) {
         const char *loc = APR_ARRAY_IDX(sconf->locations, i, const char *);
-        apr_size_t n = location_prefix_len(loc);
+        apr_size_t n = cr_config_location_prefix_len(loc);
         if (strncmp(uri, loc, n) == 0 && (uri[n] == '/' || uri[n] == '\0')) {
             return 1;
         }
@@ -1007,7 +315,7 @@ static int is_gateway_request(request_rec *r)
  * context. */
 static void take_credentials(request_rec *r)
 {
-    cr_request_ctx *ctx = get_or_make_ctx(r);
+    cr_request_ctx *ctx = cr_ctx_get_or_make(r);
 
     ctx->authorization = apr_table_get(r->headers_in, "Authorization");
     ctx->x_api_key = apr_table_get(r->headers_in, "x-api-key");
@@ -1067,7 +375,7 @@ static int clawdrouter_header_parser(request_rec *r)
 {
     cr_dir_conf *dconf = ap_get_module_config(r->per_dir_config,
                                               &clawdrouter_module);
-    cr_request_ctx *ctx = get_ctx(r);
+    cr_request_ctx *ctx = cr_ctx_get(r);
 
     if (dconf->enabled == 1) {
         if (!ctx) {
@@ -1092,7 +400,7 @@ static int clawdrouter_header_parser(request_rec *r)
  * sent to the backend, so the upstream's credential exists only there. */
 static int clawdrouter_proxy_fixups(request_rec *r)
 {
-    cr_request_ctx *ctx = get_ctx(r);
+    cr_request_ctx *ctx = cr_ctx_get(r);
 
     if (!ctx || !ctx->forwarded) {
         return OK;
@@ -1118,7 +426,7 @@ static int clawdrouter_proxy_fixups(request_rec *r)
 static apr_status_t headers_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     request_rec *r = f->r;
-    cr_request_ctx *ctx = get_ctx(r);
+    cr_request_ctx *ctx = cr_ctx_get(r);
 
     apr_table_unset(r->headers_out, "Request-Id");
     if (ctx && ctx->rate_headers) {
@@ -1225,7 +533,7 @@ static apr_status_t error_json_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 
 static void clawdrouter_insert_filter(request_rec *r)
 {
-    cr_request_ctx *ctx = get_ctx(r);
+    cr_request_ctx *ctx = cr_ctx_get(r);
 
     if (ctx && ctx->forwarded) {
         ap_add_output_filter(CR_FILTER_HEADERS, NULL, r, r->connection);
@@ -1234,14 +542,14 @@ static void clawdrouter_insert_filter(request_rec *r)
 
 static void clawdrouter_insert_error_filter(request_rec *r)
 {
-    cr_request_ctx *ctx = get_ctx(r);
+    cr_request_ctx *ctx = cr_ctx_get(r);
 
     if (!(ctx && ctx->forwarded) && (r->main || !is_gateway_request(r))) {
         return;
     }
-    ctx = get_or_make_ctx(r);
+    ctx = cr_ctx_get_or_make(r);
     if (!ctx->request_id) {
-        identify_request(r, ctx);
+        cr_request_identify(r, ctx);
     }
     ap_add_output_filter(CR_FILTER_ERROR, ctx, r, r->connection);
 }
@@ -1254,7 +562,7 @@ static int clawdrouter_log_transaction(request_rec *r)
 {
     const char *auth = apr_table_get(r->headers_in, "Authorization");
     const char *xkey = apr_table_get(r->headers_in, "x-api-key");
-    int gateway = get_ctx(r) != NULL;
+    int gateway = cr_ctx_get(r) != NULL;
 
     if (auth && (gateway || strstr(auth, CR_KEY_PREFIX))) {
         apr_table_unset(r->headers_in, "Authorization");
@@ -1356,30 +664,6 @@ static void clawdrouter_child_init(apr_pool_t *p, server_rec *s)
     key_cache_child_init(p, s);
 }
 
-static const command_rec clawdrouter_cmds[] = {
-    AP_INIT_TAKE1(CR_DIR_KEY_STORE, cmd_key_store, NULL, RSRC_CONF,
-                  "the DBM key store, TYPE:PATH (e.g. sdbm:/var/lib/clawdrouter/keys)"),
-    AP_INIT_TAKE_ARGV(CR_DIR_UPSTREAM, cmd_upstream, NULL, RSRC_CONF,
-                      "an upstream: NAME openai|anthropic URL [CREDENTIAL]"),
-    AP_INIT_TAKE2(CR_DIR_ROUTE, cmd_route, NULL, RSRC_CONF,
-                  "route models matching a glob to a named upstream"),
-    AP_INIT_FLAG(CR_DIR_ENABLE, cmd_enable, NULL, ACCESS_CONF,
-                 "On to serve this URL space as the gateway"),
-    AP_INIT_TAKE1(CR_DIR_RATE_STORE, cr_ratestore_cmd_store, NULL, RSRC_CONF,
-                  "where rate counters live: shm, memcache://H:P[,H:P] or redis://H:P"),
-    AP_INIT_TAKE1(CR_DIR_RATE_FAILURE, cr_ratestore_cmd_failure, NULL,
-                  RSRC_CONF,
-                  "open or closed: serve or refuse while a shared rate store is down"),
-    AP_INIT_TAKE1(CR_DIR_DEFAULT_RPM, cmd_default_rpm, NULL, RSRC_CONF,
-                  "requests per minute for keys whose record sets none (0 = no limit)"),
-    AP_INIT_TAKE1(CR_DIR_MAX_BODY, cmd_max_body, NULL, RSRC_CONF | ACCESS_CONF,
-                  "largest request body inspected and forwarded, in bytes"),
-    AP_INIT_TAKE1(CR_DIR_KEY_CACHE, cmd_key_cache, NULL, RSRC_CONF,
-                  "key records each child keeps between requests (0 = read the store every time)"),
-    CR_RATESTORE_COMMANDS
-    {NULL}
-};
-
 static void register_hooks(apr_pool_t *p)
 {
     /* The fixup runs before mod_proxy's, which canonicalises the proxy:
@@ -1428,7 +712,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_log_transaction(clawdrouter_log_transaction, NULL, NULL,
                             APR_HOOK_REALLY_FIRST);
 
-    ap_register_input_filter(CR_FILTER_BODY_REPLAY, body_replay_filter, NULL,
+    ap_register_input_filter(CR_FILTER_BODY_REPLAY, cr_body_replay_filter, NULL,
                              AP_FTYPE_RESOURCE);
     ap_register_output_filter(CR_FILTER_HEADERS, headers_out_filter, NULL,
                               AP_FTYPE_CONTENT_SET);
@@ -1438,11 +722,11 @@ static void register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(clawdrouter) = {
     STANDARD20_MODULE_STUFF,
-    create_clawdrouter_dir_config,      /* create per-directory config */
-    merge_clawdrouter_dir_config,       /* merge per-directory config */
-    create_clawdrouter_server_config,   /* create per-server config */
-    merge_clawdrouter_server_config,    /* merge per-server config */
-    clawdrouter_cmds,                   /* command table */
+    cr_config_create_dir,               /* create per-directory config */
+    cr_config_merge_dir,                /* merge per-directory config */
+    cr_config_create_server,            /* create per-server config */
+    cr_config_merge_server,             /* merge per-server config */
+    cr_config_cmds,                     /* command table */
     register_hooks,                     /* register hooks */
     AP_MODULE_FLAG_NONE                 /* flags */
 };

@@ -9,6 +9,8 @@ apache2-bin apache2-dev apache2-utils libapr1-dev libaprutil1-dev
 libjansson-dev libssl-dev check
 python3 python3-pytest python3-requests
 memcached redis-server
+postgresql libaprutil1-dbd-pgsql libaprutil1-dbd-sqlite3 sqlite3 prometheus
+nginx-light
 chromium fonts-wqy-microhei wrk valgrind clang libclang-rt-14-dev cppcheck clang-tidy
 curl ca-certificates"
 
@@ -33,6 +35,14 @@ as_root() {
 if [ -n "$missing" ]; then
     echo "install-deps: installing:$missing"
     as_root apt-get update -q
+    # No package's service is started on install (PostgreSQL, Prometheus,
+    # nginx, memcached, Redis): the tests start their own, unprivileged,
+    # on spare ports.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod 755 /usr/sbin/policy-rc.d
+        trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     # The tests start their own memcached and Redis on spare ports and
     # never use a system service.
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing

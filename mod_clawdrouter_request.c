@@ -1,0 +1,121 @@
+/* Licensed under the Apache License, Version 2.0. */
+
+/*
+ * mod_clawdrouter_request.c: the per-request context of a gateway request
+ * and the responses the gateway makes itself (SPEC sections 5 and 6).
+ */
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_protocol.h"
+
+#include "apr_strings.h"
+
+#include "mod_clawdrouter.h"
+#include "mod_clawdrouter_request.h"
+#include "cr_error.h"
+#include "cr_reqid.h"
+#include "cr_time.h"
+
+/* ------------------------------------------------------------------ */
+/* Context and responses                                               */
+/* ------------------------------------------------------------------ */
+
+cr_request_ctx *cr_ctx_get(request_rec *r)
+{
+    return ap_get_module_config(r->request_config, &clawdrouter_module);
+}
+
+cr_request_ctx *cr_ctx_get_or_make(request_rec *r)
+{
+    cr_request_ctx *ctx = cr_ctx_get(r);
+
+    if (!ctx) {
+        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+        ap_set_module_config(r->request_config, &clawdrouter_module, ctx);
+    }
+    return ctx;
+}
+
+/* The request's protocol (by path) and its Request-Id (SPEC section 6). */
+void cr_request_identify(request_rec *r, cr_request_ctx *ctx)
+{
+    ctx->protocol = cr_protocol_from_path(r->uri ? r->uri : "/");
+    ctx->request_id = cr_reqid_choose(
+        r->pool, apr_table_get(r->headers_in, "Request-Id"),
+        apr_table_get(r->headers_in, "X-Request-Id"),
+        apr_table_get(r->headers_in, "X-Client-Request-Id"));
+}
+
+/* Rate-limit headers of SPEC section 5, in the protocol's style. */
+void cr_request_set_rate_headers(request_rec *r, cr_request_ctx *ctx,
+                                 const cr_rate_result_t *res)
+{
+    apr_table_t *h = r->err_headers_out;
+
+    if (ctx->protocol == CR_PROTO_ANTHROPIC) {
+        apr_table_setn(h, "anthropic-ratelimit-requests-limit",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                    res->limit));
+        apr_table_setn(h, "anthropic-ratelimit-requests-remaining",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                    res->remaining));
+        apr_table_setn(h, "anthropic-ratelimit-requests-reset",
+                       cr_time_format_rfc3339(r->pool, apr_time_now()
+                                              + res->reset
+                                              + apr_time_from_sec(1) - 1));
+    }
+    else {
+        apr_table_setn(h, "x-ratelimit-limit-requests",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                    res->limit));
+        apr_table_setn(h, "x-ratelimit-remaining-requests",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                    res->remaining));
+        apr_table_setn(h, "x-ratelimit-reset-requests",
+                       cr_time_format_duration(r->pool, res->reset));
+    }
+    ctx->rate_headers = 1;
+}
+
+/* Answer a request with one of the gateway's own errors (SPEC section 5)
+ * and end its processing: the caller returns what this returns. */
+int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
+                          cr_error_e kind, const char *message)
+{
+    const char *body = cr_error_body(r->pool, ctx->protocol, kind, message,
+                                     ctx->request_id);
+    apr_size_t len = strlen(body);
+    int status = cr_error_status(kind);
+
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CRLOGNO(0100)
+                  "refused with %d %s: %s (key %s, model %s)", status,
+                  cr_error_openai_code(kind),
+                  message ? message : cr_error_default_message(kind),
+                  ctx->key ? ctx->key->id : "-",
+                  ctx->model ? ctx->model : "-");
+
+    apr_table_setn(r->err_headers_out, "x-request-id", ctx->request_id);
+    if (status == HTTP_UNAUTHORIZED) {
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer");
+    }
+    else if (status == HTTP_METHOD_NOT_ALLOWED) {
+        apr_table_setn(r->err_headers_out, "Allow", "POST");
+    }
+    /* Whatever of the body is still unread is not wanted: drop it, or
+     * close the connection if it is too large to be worth reading.  The
+     * status comes first: with an error status httpd does not invite an
+     * "Expect: 100-continue" client to send the body at all. */
+    r->status = status;
+    if (status == HTTP_REQUEST_ENTITY_TOO_LARGE
+        || ap_discard_request_body(r) != OK) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+    }
+    ap_set_content_type(r, "application/json");
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only) {
+        ap_rwrite(body, (int)len, r);
+    }
+    return DONE;
+}

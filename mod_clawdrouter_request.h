@@ -1,0 +1,54 @@
+/* Licensed under the Apache License, Version 2.0. */
+
+/*
+ * mod_clawdrouter_request.h: the per-request context that the glue files
+ * share, and the gateway's own responses.
+ */
+#ifndef MOD_CLAWDROUTER_REQUEST_H
+#define MOD_CLAWDROUTER_REQUEST_H
+
+#include "httpd.h"
+
+#include "cr_error.h"
+#include "cr_key.h"
+#include "cr_rate.h"
+#include "cr_route.h"
+
+/* Environment variables for LogFormat "%{...}e" (SPEC section 7). */
+#define CR_ENV_KEY_ID         "CLAWDROUTER_KEY_ID"
+#define CR_ENV_MODEL          "CLAWDROUTER_MODEL"
+#define CR_ENV_UPSTREAM       "CLAWDROUTER_UPSTREAM"
+#define CR_ENV_REQUEST_ID     "CLAWDROUTER_REQUEST_ID"
+
+/* Per-request state of a gateway request. */
+typedef struct {
+    /* The client's credential headers, taken out of headers_in as soon as
+     * the request is read (see clawdrouter_post_read_request). */
+    const char *authorization;
+    const char *x_api_key;
+    cr_protocol_e protocol;
+    const char *request_id;
+    const cr_key_record_t *key;
+    const char *model;
+    const cr_upstream_t *upstream;
+    int forwarded;                    /* handed to mod_proxy */
+    int rate_headers;                 /* rate-limit headers were set */
+} cr_request_ctx;
+
+/* The request's context, or NULL when it is not a gateway request. */
+cr_request_ctx *cr_ctx_get(request_rec *r);
+cr_request_ctx *cr_ctx_get_or_make(request_rec *r);
+
+/* The request's protocol (by path) and its Request-Id (SPEC section 6). */
+void cr_request_identify(request_rec *r, cr_request_ctx *ctx);
+
+/* Rate-limit headers of SPEC section 5, in the protocol's style. */
+void cr_request_set_rate_headers(request_rec *r, cr_request_ctx *ctx,
+                                 const cr_rate_result_t *res);
+
+/* Answer a request with one of the gateway's own errors (SPEC section 5)
+ * and end its processing: the caller returns what this returns (DONE). */
+int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
+                          cr_error_e kind, const char *message);
+
+#endif /* MOD_CLAWDROUTER_REQUEST_H */
