@@ -33,6 +33,7 @@ typedef struct {
     const cr_upstream_t *upstream;
     int forwarded;                    /* handed to mod_proxy */
     int rate_headers;                 /* rate-limit headers were set */
+    int body_read;                    /* the body was read to its end */
 } cr_request_ctx;
 
 /* The request's context, or NULL when it is not a gateway request. */
