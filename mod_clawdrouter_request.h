@@ -48,6 +48,7 @@ typedef struct {
     int usage_strip;                  /* take the usage-only chunk out */
     int usage_done;                   /* the counts are settled */
     cr_usage_filter_t *usage_filter;
+    int body_read;                    /* the body was read to its end */
 } cr_request_ctx;
 
 /* The request's context, or NULL when it is not a gateway request. */
