@@ -16,7 +16,8 @@
  *
  * This file is httpd glue only, the request flow and the hooks; the
  * configuration is mod_clawdrouter_config.c, the body mod_clawdrouter_body.c,
- * the context and the gateway's own responses mod_clawdrouter_request.c, and
+ * the context and the gateway's own responses mod_clawdrouter_request.c,
+ * the token usage of responses mod_clawdrouter_usage.c, and
  * the decisions live in the cr_*.c core.
  */
 
@@ -35,6 +36,7 @@
 #include "mod_clawdrouter.h"
 #include "mod_clawdrouter_body.h"
 #include "mod_clawdrouter_request.h"
+#include "mod_clawdrouter_usage.h"
 #include "cr_body.h"
 #include "cr_console.h"
 #include "cr_cred.h"
@@ -475,6 +477,9 @@ static int clawdrouter_proxy_fixups(request_rec *r)
     }
     apr_table_unset(r->headers_in, "Authorization");
     apr_table_unset(r->headers_in, "x-api-key");
+    /* An uncompressed response, so that its usage can be read (mod_deflate
+     * may still compress it for the client). */
+    apr_table_unset(r->headers_in, "Accept-Encoding");
     if (ctx->upstream->credential) {
         if (ctx->upstream->protocol == CR_PROTO_ANTHROPIC) {
             apr_table_setn(r->headers_in, "x-api-key",
@@ -605,6 +610,7 @@ static void clawdrouter_insert_filter(request_rec *r)
 
     if (ctx && ctx->forwarded) {
         ap_add_output_filter(CR_FILTER_HEADERS, NULL, r, r->connection);
+        cr_usage_insert_filter(r, ctx);
     }
 }
 
@@ -630,13 +636,18 @@ static int clawdrouter_log_transaction(request_rec *r)
 {
     const char *auth = apr_table_get(r->headers_in, "Authorization");
     const char *xkey = apr_table_get(r->headers_in, "x-api-key");
-    int gateway = cr_ctx_get(r) != NULL;
+    cr_request_ctx *ctx = cr_ctx_get(r);
+    int gateway = ctx != NULL;
 
     if (auth && (gateway || strstr(auth, CR_KEY_PREFIX))) {
         apr_table_unset(r->headers_in, "Authorization");
     }
     if (xkey && (gateway || strstr(xkey, CR_KEY_PREFIX))) {
         apr_table_unset(r->headers_in, "x-api-key");
+    }
+    if (ctx) {
+        /* The token counts, if the response's end did not settle them. */
+        cr_usage_finish(r, ctx);
     }
     return DECLINED;
 }
@@ -782,6 +793,7 @@ static void register_hooks(apr_pool_t *p)
 
     ap_register_input_filter(CR_FILTER_BODY_REPLAY, cr_body_replay_filter, NULL,
                              AP_FTYPE_RESOURCE);
+    cr_usage_register_filter();
     ap_register_output_filter(CR_FILTER_HEADERS, headers_out_filter, NULL,
                               AP_FTYPE_CONTENT_SET);
     ap_register_output_filter(CR_FILTER_ERROR, error_json_filter, NULL,
