@@ -331,12 +331,23 @@ typedef struct {
                      apr_status_t *rv);
 } remote_ops;
 
+static int any_server_live(void);
+
+/* apr-util answers APR_NOTFOUND both for an absent key and when it finds
+ * no live server; the second is a failure (reading it as "no grid yet"
+ * would start the key's bucket again). */
+static apr_status_t not_found_or_down(apr_status_t rv)
+{
+    return rv == APR_NOTFOUND && !any_server_live() ? APR_EAGAIN : rv;
+}
+
 static apr_status_t mc_get(apr_pool_t *p, const char *key, char **value)
 {
     apr_size_t len;
     apr_uint16_t flags;
 
-    return apr_memcache_getp(memcache, p, key, value, &len, &flags);
+    return not_found_or_down(apr_memcache_getp(memcache, p, key, value,
+                                               &len, &flags));
 }
 
 static apr_status_t mc_set(const char *key, const char *value,
@@ -362,7 +373,8 @@ static apr_status_t rd_get(apr_pool_t *p, const char *key, char **value)
     apr_size_t len;
     apr_uint16_t flags;
 
-    return apr_redis_getp(redis, p, key, value, &len, &flags);
+    return not_found_or_down(apr_redis_getp(redis, p, key, value, &len,
+                                            &flags));
 }
 
 static apr_status_t rd_set(const char *key, const char *value,
@@ -553,10 +565,9 @@ static apr_status_t remote_take_once(request_rec *r, const char *key_id,
     return APR_SUCCESS;
 }
 
-/* Servers apr-util believes alive (bit i = server i). */
-static apr_uint64_t live_servers(void)
+/* Is any server marked live by apr-util? */
+static int any_server_live(void)
 {
-    apr_uint64_t live = 0;
     int i;
 
     if (redis_server) {
@@ -564,69 +575,90 @@ static apr_uint64_t live_servers(void)
     }
     for (i = 0; memcache_servers && i < remote_servers->nelts; i++) {
         if (memcache_servers[i]->status == APR_MC_SERVER_LIVE) {
-            live |= (apr_uint64_t)1 << i;
+            return 1;
         }
     }
-    return live;
+    return 0;
 }
 
-static void enable_servers(apr_uint64_t which)
+/* Whether a failure is the server's own (a new connection refused, no
+ * answer in time) rather than a pooled connection it closed (it restarted,
+ * or dropped an idle client), or apr-util's belief that it is dead. */
+static int is_timeout(apr_status_t rv)
+{
+    return APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_ETIMEDOUT(rv);
+}
+
+static int server_failed(apr_status_t rv)
+{
+    return APR_STATUS_IS_ECONNREFUSED(rv) || is_timeout(rv)
+           || APR_STATUS_IS_EHOSTUNREACH(rv) || APR_STATUS_IS_ENETUNREACH(rv);
+}
+
+/* When the last failure was a timeout (apr_time_t, this process): for
+ * REMOTE_TIMEOUT_HOLD no request waits for the server again. */
+#define REMOTE_TIMEOUT_HOLD   apr_time_from_sec(5)
+static volatile apr_time_t timed_out_at;
+
+/* apr-util marks a server dead on any failure, a stale pooled connection's
+ * included, and then finds no server (APR_NOTFOUND) for 5 s, trying it
+ * again with a ping that may itself take a stale connection: after Redis
+ * restarted, requests were refused long after it was back.  So the
+ * gateway decides itself: when every server is marked dead, they are
+ * all marked live again and the request tries them (a refused connection
+ * costs microseconds), unless one timed out less than REMOTE_TIMEOUT_HOLD
+ * ago.  With several memcached servers and some alive, a dead one stays
+ * with apr-util (its keys go to the others meanwhile). */
+static int revive_servers(void)
 {
     int i;
 
+    if (any_server_live()) {
+        return 1;
+    }
+    if (timed_out_at && apr_time_now() - timed_out_at < REMOTE_TIMEOUT_HOLD) {
+        return 0;
+    }
     if (redis_server) {
-        if (which) {
-            apr_redis_enable_server(redis, redis_server);
-        }
-        return;
+        apr_redis_enable_server(redis, redis_server);
     }
-    for (i = 0; i < remote_servers->nelts; i++) {
-        if (which & ((apr_uint64_t)1 << i)) {
-            apr_memcache_enable_server(memcache, memcache_servers[i]);
-        }
+    for (i = 0; memcache_servers && i < remote_servers->nelts; i++) {
+        apr_memcache_enable_server(memcache, memcache_servers[i]);
     }
+    return 1;
 }
 
-/* Could the failure be a pooled connection the server closed (it
- * restarted, or dropped idle clients), rather than the server being down? */
-static int maybe_stale_connection(apr_status_t rv)
-{
-    return !(APR_STATUS_IS_ECONNREFUSED(rv) || APR_STATUS_IS_TIMEUP(rv)
-             || APR_STATUS_IS_ETIMEDOUT(rv) || APR_STATUS_IS_EHOSTUNREACH(rv)
-             || APR_STATUS_IS_ENETUNREACH(rv) || rv == APR_NOTFOUND);
-}
-
-/* Pooled connections broken by a restart of the server fail one by one
- * (each leaves the pool as it fails), and apr-util may then mark the
- * server dead for 5 s.  So while a server that was alive fails on what may
- * be a stale connection, the request is tried again at once, up to one
- * more time than the pool holds connections; a refused or timed out
- * connection ends that at once, and then the store counts as down. */
+/* A failure on what may be a stale connection (each leaves the pool as it
+ * fails) is tried again at once, up to two more times than the pool holds
+ * connections; a refused or timed out connection ends that at once, and
+ * then the store counts as down for this request.  Nothing is held
+ * against the next request: once the server is back, it is used. */
 static apr_status_t remote_take(request_rec *r, const char *key_id,
                                 apr_int64_t rpm, cr_rate_result_t *result)
 {
     const char *what = "";
     apr_status_t rv;
-    apr_uint64_t before, lost;
     int attempt = 0;
 
     for (;;) {
-        before = live_servers();
+        if (!revive_servers()) {
+            return store_failed(r, APR_TIMEUP, "timed out less than 5 s ago");
+        }
         rv = remote_take_once(r, key_id, rpm, result, &what);
         if (rv == APR_SUCCESS) {
             store_worked(r);
             return APR_SUCCESS;
         }
-        if (!before || !maybe_stale_connection(rv)
-            || ++attempt > remote_pool_size + 1) {
+        if (server_failed(rv) || ++attempt > remote_pool_size + 2) {
+            if (is_timeout(rv)) {
+                timed_out_at = apr_time_now();
+            }
             return store_failed(r, rv, what);
         }
-        lost = before & ~live_servers();
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, CRLOGNO(0211)
                       "rate store %s: %s failed on a connection that may "
                       "be stale; trying again", main_conf(r->server)->rate_store,
                       what);
-        enable_servers(lost);
     }
 }
 
