@@ -342,3 +342,28 @@ def test_refused_body_over_64k_closes(gw, upstream):
         ("Content-Type", "application/json"),
         ("Content-Length", str(len(body)))], body, port=gw.port))
     assert r.status == 200
+
+
+def test_refusal_after_body_read_keeps_connection(gw, upstream):
+    """A refusal that comes after the body was read (model not permitted)
+    closes nothing, however large the body: the next request on the same
+    connection is served."""
+    _, limited = gw.create_key(name="claude-only", models="claude-*")
+    _, key = gw.create_key(name="after-read")
+    body = json.dumps(chat_body(user="x" * 200000)).encode()
+    data = (http_request_bytes("POST", OPENAI_PATH, [
+        ("Authorization", "Bearer " + limited),
+        ("Content-Type", "application/json"),
+        ("Connection", "keep-alive"),
+        ("Content-Length", str(len(body)))], body, port=gw.port)
+        + http_request_bytes("POST", OPENAI_PATH, [
+            ("Authorization", "Bearer " + key),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body)))], body, port=gw.port))
+    upstream.clear()
+    out, _ = raw_request(gw.port, data, timeout=15)
+    first = RawResponse(out)
+    assert first.status == 403, out[:300]
+    assert first.headers.get("connection", "").lower() != "close"
+    assert b"HTTP/1.1 200" in out
+    assert len(upstream.requests) == 1 and upstream.requests[0].body == body
