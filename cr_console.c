@@ -274,6 +274,9 @@ static int handle_create(request_rec *r, const cr_console_ctx_t *ctx,
                          CR_MSG_ERR_MODELS, &values);
     }
     tmpl.rpm = CR_KEY_RPM_UNSET;
+    tmpl.tpm = CR_KEY_LIMIT_UNSET;
+    tmpl.quota = CR_KEY_LIMIT_UNSET;
+    tmpl.quota_period = CR_QUOTA_UNSET;
     if (*values.rpm) {
         const char *c;
         for (c = values.rpm; apr_isdigit(*c); c++) {

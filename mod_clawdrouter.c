@@ -36,6 +36,7 @@
 #include "mod_clawdrouter.h"
 #include "mod_clawdrouter_body.h"
 #include "mod_clawdrouter_request.h"
+#include "mod_clawdrouter_tokens.h"
 #include "mod_clawdrouter_usage.h"
 #include "cr_body.h"
 #include "cr_console.h"
@@ -49,6 +50,7 @@
 #include "cr_route.h"
 #include "cr_store.h"
 #include "cr_time.h"
+#include "cr_tokenstore.h"
 
 /* Filter names. */
 #define CR_FILTER_HEADERS     "CLAWDROUTER_HEADERS"
@@ -271,6 +273,9 @@ static int clawdrouter_fixups(request_rec *r)
     ctx->upstream = route->upstream;
     apr_table_setn(r->subprocess_env, CR_ENV_UPSTREAM, ctx->upstream->name);
     if ((rc = check_rate(r, ctx, sconf)) != OK) {
+        return rc;
+    }
+    if ((rc = cr_tokens_check_request(r, ctx, sconf)) != OK) {
         return rc;
     }
 
@@ -514,6 +519,18 @@ static apr_status_t headers_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             apr_table_unset(r->headers_out, names[i]);
         }
     }
+    if (ctx && ctx->token_headers) {
+        static const char *const names[] = {
+            "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-limit",
+            "anthropic-ratelimit-tokens-remaining",
+            "anthropic-ratelimit-tokens-reset", NULL
+        };
+        int i;
+        for (i = 0; names[i]; i++) {
+            apr_table_unset(r->headers_out, names[i]);
+        }
+    }
     ap_remove_output_filter(f);
     return ap_pass_brigade(f->next, bb);
 }
@@ -693,6 +710,9 @@ static int clawdrouter_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
         }
+    }
+    if (cr_tokenstore_post_config(pconf, ptemp, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     return cr_ratestore_post_config(pconf, plog, ptemp, s);
 }

@@ -48,6 +48,11 @@ typedef struct {
     int usage_strip;                  /* take the usage-only chunk out */
     int usage_done;                   /* the counts are settled */
     cr_usage_filter_t *usage_filter;
+    /* Token limits in force for the request (mod_clawdrouter_tokens.c). */
+    apr_int64_t tpm;                  /* 0 = none */
+    cr_quota_period_e quota_period;
+    int tokens_counted;               /* charge the response's usage */
+    int token_headers;                /* token rate-limit headers were set */
     int body_read;                    /* the body was read to its end */
 } cr_request_ctx;
 

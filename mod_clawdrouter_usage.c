@@ -31,6 +31,7 @@
 
 #include "mod_clawdrouter.h"
 #include "mod_clawdrouter_request.h"
+#include "mod_clawdrouter_tokens.h"
 #include "mod_clawdrouter_usage.h"
 #include "cr_usage.h"
 
@@ -85,6 +86,7 @@ void cr_usage_finish(request_rec *r, cr_request_ctx *ctx)
                       "usage of the response: %" APR_INT64_T_FMT " input, %"
                       APR_INT64_T_FMT " output tokens%s", in, out,
                       fc->dropped ? " (usage chunk taken out)" : "");
+        cr_tokens_charge_response(r, ctx);
         return;
     }
     if (!fc) {
