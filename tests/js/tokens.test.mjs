@@ -66,9 +66,9 @@ async function rejection(call) {
 
 test('openai: a token limit is a RateLimitError (tokens), retried after retry-after-ms', async () => {
     const key = env('CR_OPENAI_TPM_KEY');
-    // 60100 tokens: the bucket ends 100 tokens (0.1 s) below zero.
-    const first = await openai(key, '60000,100', 0).chat.completions.create(chat);
-    assert.equal(first.usage.total_tokens, 60100);
+    // 61000 tokens: the bucket ends 1000 tokens (1 s) below zero.
+    const first = await openai(key, '60000,1000', 0).chat.completions.create(chat);
+    assert.equal(first.usage.total_tokens, 61000);
     const err = await rejection(() =>
         openai(key, '1,1', 0).chat.completions.create(chat));
     assert.ok(err instanceof OpenAI.RateLimitError, `got ${err?.constructor?.name}: ${err}`);
@@ -76,14 +76,14 @@ test('openai: a token limit is a RateLimitError (tokens), retried after retry-af
     assert.equal(err.type, 'tokens');
     assert.equal(err.code, 'rate_limit_exceeded');
     const ms = Number(err.headers.get('retry-after-ms'));
-    assert.ok(ms > 0 && ms <= 100, `retry-after-ms ${ms}`);
+    assert.ok(ms > 0 && ms <= 1000, `retry-after-ms ${ms}`);
     assert.equal(err.headers.get('x-ratelimit-remaining-tokens'), '0');
     // The same call with retries: refused once, then admitted.
     await new Promise((r) => setTimeout(r, 0));
     const f = countingFetch();
     const client = openai(key, '1,1', 2, f);
     // Empty the bucket again, then let the SDK wait and retry.
-    await openai(key, '60000,100', 0).chat.completions.create(chat).catch(() => {});
+    await openai(key, '60000,1000', 0).chat.completions.create(chat).catch(() => {});
     const ok = await client.chat.completions.create(chat);
     assert.equal(ok.object, 'chat.completion');
     assert.ok(f.calls >= 1 && f.calls <= 3, `calls ${f.calls}`);
@@ -106,8 +106,8 @@ test('openai: a used-up quota is a RateLimitError (insufficient_quota), not retr
 
 test('anthropic: a token limit is a RateLimitError, retried after retry-after-ms', async () => {
     const key = env('CR_ANTHROPIC_TPM_KEY');
-    const first = await anthropic(key, '60000,100', 0).messages.create(message);
-    assert.equal(first.usage.output_tokens, 100);
+    const first = await anthropic(key, '60000,1000', 0).messages.create(message);
+    assert.equal(first.usage.output_tokens, 1000);
     const err = await rejection(() =>
         anthropic(key, '1,1', 0).messages.create(message));
     assert.ok(err instanceof Anthropic.RateLimitError, `got ${err?.constructor?.name}: ${err}`);
@@ -116,7 +116,7 @@ test('anthropic: a token limit is a RateLimitError, retried after retry-after-ms
     assert.equal(err.headers.get('anthropic-ratelimit-tokens-remaining'), '0');
     assert.ok(Number(err.headers.get('retry-after-ms')) > 0);
     const f = countingFetch();
-    await anthropic(key, '60000,100', 0).messages.create(message).catch(() => {});
+    await anthropic(key, '60000,1000', 0).messages.create(message).catch(() => {});
     const ok = await anthropic(key, '1,1', 2, f).messages.create(message);
     assert.equal(ok.type, 'message');
     assert.ok(f.calls >= 1 && f.calls <= 3, `calls ${f.calls}`);
