@@ -34,6 +34,7 @@
 #define EXIT_USAGE 2
 #define MAX_NAME_LEN 256
 #define MAX_RPM APR_INT64_C(1000000000)
+#define MAX_TOKENS APR_INT64_C(1000000000000)
 
 typedef struct {
     const char *store;
@@ -42,6 +43,9 @@ typedef struct {
     const char *name;
     const char *models;
     const char *rpm;
+    const char *tpm;
+    const char *quota;
+    const char *quota_period;
     const char *expires;
     int json;
 } cli_args;
@@ -56,17 +60,23 @@ static void usage(FILE *out)
 STORE_ENV " environment variable.\n"
 "\n"
 "commands:\n"
-"  create [--name N] [--models G1,G2] [--rpm N] [--expires T] [--json]\n"
+"  create [--name N] [--models G1,G2] [--rpm N] [--tpm N] [--quota N]\n"
+"         [--quota-period day|month|total] [--expires T] [--json]\n"
 "                       make a key and print it (shown this once)\n"
 "  list [--json]        every key's record (never a key)\n"
 "  show ID [--json]     one record\n"
 "  update ID [--name N] [--models G1,G2] [--rpm N|default]\n"
+"         [--tpm N|default] [--quota N|default]\n"
+"         [--quota-period day|month|total|default]\n"
 "         [--expires T|never] [--json]\n"
 "                       change a record\n"
 "  revoke ID [--json]   the key stops working at once\n"
 "\n"
 "T is an RFC 3339 time (2026-12-31T23:59:59Z) or +N with a unit s, m, h\n"
 "or d (+30d).  Models are fnmatch globs; \"*\" means every model.\n"
+"--tpm is tokens (input + output) per minute, --quota tokens per\n"
+"--quota-period (a UTC day, a UTC month, or in total; default month);\n"
+"0 is no limit, \"default\" the server's (ClawdRouterDefaultTPM).\n"
 "\n"
 "options:\n"
 "  --store TYPE:PATH    the key store\n"
@@ -154,6 +164,9 @@ static int parse_args(apr_pool_t *p, int argc, const char *const *argv,
         { "--name",    &a->name,    NULL, "create update" },
         { "--models",  &a->models,  NULL, "create update" },
         { "--rpm",     &a->rpm,     NULL, "create update" },
+        { "--tpm",     &a->tpm,     NULL, "create update" },
+        { "--quota",   &a->quota,   NULL, "create update" },
+        { "--quota-period", &a->quota_period, NULL, "create update" },
         { "--expires", &a->expires, NULL, "create update" },
         { "--json",    NULL,        &json, "create list show update revoke" },
         { "--help",    NULL,        &help, NULL },
@@ -270,6 +283,26 @@ static int parse_args(apr_pool_t *p, int argc, const char *const *argv,
     return -1;
 }
 
+/* A --tpm or --quota value: digits up to MAX_TOKENS, or "default". */
+static int limit_arg(const char *arg, apr_int64_t *v)
+{
+    apr_int64_t n = 0;
+    const char *s;
+
+    if (strcmp(arg, "default") == 0) {
+        *v = CR_KEY_LIMIT_UNSET;
+        return 1;
+    }
+    for (s = arg; apr_isdigit(*s) && n <= MAX_TOKENS; s++) {
+        n = n * 10 + (*s - '0');
+    }
+    if (*arg == '\0' || *s != '\0' || n > MAX_TOKENS) {
+        return 0;
+    }
+    *v = n;
+    return 1;
+}
+
 /* Turn the option values of create/update into a record of changes.
  * Returns -1 to go on, else an exit status. */
 static int parse_changes(apr_pool_t *p, const cli_args *a, int is_create,
@@ -280,6 +313,10 @@ static int parse_changes(apr_pool_t *p, const cli_args *a, int is_create,
     c->name = NULL;
     c->models = NULL;
     c->rpm = is_create ? CR_KEY_RPM_UNSET : CR_STORE_RPM_KEEP;
+    c->tpm = is_create ? CR_KEY_LIMIT_UNSET : CR_STORE_RPM_KEEP;
+    c->quota = is_create ? CR_KEY_LIMIT_UNSET : CR_STORE_RPM_KEEP;
+    c->quota_period = is_create ? CR_QUOTA_UNSET
+                                : (cr_quota_period_e)CR_STORE_PERIOD_KEEP;
     c->expires_at = is_create ? 0 : CR_STORE_EXPIRES_KEEP;
 
     if (a->name) {
@@ -317,6 +354,27 @@ static int parse_changes(apr_pool_t *p, const cli_args *a, int is_create,
                             MAX_RPM);
             }
             c->rpm = n;
+        }
+    }
+    if (a->tpm && !limit_arg(a->tpm, &c->tpm)) {
+        return fail(EXIT_USAGE, "--tpm must be a whole number from 0 to %"
+                    APR_INT64_T_FMT " or \"default\"", MAX_TOKENS);
+    }
+    if (a->quota && !limit_arg(a->quota, &c->quota)) {
+        return fail(EXIT_USAGE, "--quota must be a whole number from 0 to %"
+                    APR_INT64_T_FMT " or \"default\"", MAX_TOKENS);
+    }
+    if (a->quota_period) {
+        int period = cr_key_parse_quota_period(a->quota_period);
+        if (strcmp(a->quota_period, "default") == 0) {
+            c->quota_period = CR_QUOTA_UNSET;
+        }
+        else if (period < 0) {
+            return fail(EXIT_USAGE, "--quota-period must be day, month, "
+                        "total or default");
+        }
+        else {
+            c->quota_period = (cr_quota_period_e)period;
         }
     }
     if (a->expires) {
@@ -365,6 +423,11 @@ static const char *rpm_text(apr_pool_t *p, const cr_key_record_t *rec)
            : apr_psprintf(p, "%" APR_INT64_T_FMT, rec->rpm);
 }
 
+static const char *limit_text(apr_pool_t *p, apr_int64_t v)
+{
+    return v < 0 ? "default" : apr_psprintf(p, "%" APR_INT64_T_FMT, v);
+}
+
 static const char *status_text(const cr_key_record_t *rec, apr_time_t now)
 {
     switch (cr_key_usability(rec, now)) {
@@ -395,6 +458,12 @@ static int print_record(apr_pool_t *p, const cr_key_record_t *rec, int json)
     printf("status:     %s\n", status_text(rec, apr_time_now()));
     printf("models:     %s\n", models_text(p, rec));
     printf("rpm:        %s\n", rpm_text(p, rec));
+    printf("tpm:        %s\n", limit_text(p, rec->tpm));
+    printf("quota:      %s\n", limit_text(p, rec->quota));
+    printf("quota_period: %s\n", rec->quota_period == CR_QUOTA_UNSET
+                                  ? "default"
+                                  : cr_key_quota_period_name(
+                                        rec->quota_period));
     printf("created_at: %s\n", cr_time_format_rfc3339(p, rec->created_at));
     printf("expires_at: %s\n", expires_text(p, rec));
     printf("hint:       %s\n", printable(p, rec->hint));
@@ -561,9 +630,11 @@ static int cmd_update(apr_pool_t *p, const cli_args *a)
     if ((status = parse_changes(p, a, 0, &changes)) >= 0) {
         return status;
     }
-    if (!a->name && !a->models && !a->rpm && !a->expires) {
+    if (!a->name && !a->models && !a->rpm && !a->expires && !a->tpm
+        && !a->quota && !a->quota_period) {
         return fail(EXIT_USAGE, "update needs at least one of --name, "
-                    "--models, --rpm, --expires");
+                    "--models, --rpm, --tpm, --quota, --quota-period, "
+                    "--expires");
     }
     if (cr_store_update_key(p, a->store, a->id, &changes, &rec, &err)
         != APR_SUCCESS) {

@@ -274,6 +274,9 @@ static int handle_create(request_rec *r, const cr_console_ctx_t *ctx,
                          CR_MSG_ERR_MODELS, &values);
     }
     tmpl.rpm = CR_KEY_RPM_UNSET;
+    tmpl.tpm = CR_KEY_LIMIT_UNSET;
+    tmpl.quota = CR_KEY_LIMIT_UNSET;
+    tmpl.quota_period = CR_QUOTA_UNSET;
     if (*values.rpm) {
         const char *c;
         for (c = values.rpm; apr_isdigit(*c); c++) {
@@ -427,19 +430,97 @@ static int handle_post(request_rec *r, const cr_console_ctx_t *ctx,
                         CR_MSG_ERR_BAD_REQUEST);
 }
 
-/* The switch's choice, kept for the console's path. */
-static void remember_lang(request_rec *r, const char *self,
-                          cr_console_lang_e lang)
+/* Is the request's Host one of this server's names?  A DNS rebinding
+ * page (attacker.example resolving to this server) sends its own name in
+ * Host and a matching Origin, so the same-origin test alone cannot see it.
+ * Accepted: ServerName, ServerAlias (wildcards too) of the virtual host
+ * that serves the request, and the literal address the connection came in
+ * on (a browser sends an IP literal only for a page of that very origin).
+ * A request without Host (HTTP/1.0) is not a browser's and is refused all
+ * the same. */
+static int host_is_ours(request_rec *r)
 {
-    apr_size_t len = strlen(self);
-    const char *path = len > 1 && self[len - 1] == '/'
-                       ? apr_pstrmemdup(r->pool, self, len - 1) : self;
+    const server_rec *s = r->server;
+    const char *host = r->hostname, *local = r->connection->local_ip;
+    apr_size_t len;
+    int i;
+
+    if (host == NULL || *host == '\0') {
+        return 0;
+    }
+    if (s->server_hostname && strcasecmp(host, s->server_hostname) == 0) {
+        return 1;
+    }
+    for (i = 0; s->names && i < s->names->nelts; i++) {
+        if (strcasecmp(host, APR_ARRAY_IDX(s->names, i, const char *)) == 0) {
+            return 1;
+        }
+    }
+    for (i = 0; s->wild_names && i < s->wild_names->nelts; i++) {
+        if (ap_strcasecmp_match(host, APR_ARRAY_IDX(s->wild_names, i,
+                                                    const char *)) == 0) {
+            return 1;
+        }
+    }
+    /* The address, "[::1]" as Host for an IPv6 one. */
+    len = strlen(host);
+    if (local && *host == '[' && len > 2 && host[len - 1] == ']') {
+        return strlen(local) == len - 2
+               && strncasecmp(host + 1, local, len - 2) == 0;
+    }
+    return local && strcasecmp(host, local) == 0;
+}
+
+/* The cookie's Path: the console's <Location> (the innermost section with
+ * a core directive, SetHandler clawdrouter-console), never the URL, whose
+ * ";Domain=..." would add attributes.  When that section is not a plain
+ * path prefix of the URL (a <LocationMatch>, a wildcard, a <Directory>),
+ * "/".  Every byte but unreserved ones and '/' is percent-encoded. */
+static const char *cookie_path(request_rec *r)
+{
+    const core_dir_config *cconf = ap_get_core_module_config(
+        r->per_dir_config);
+    const char *sec = cconf->d, *c;
+    apr_size_t n;
+    char *out, *o;
+
+    if (sec == NULL || *sec != '/' || cconf->r || cconf->d_is_fnmatch) {
+        return "/";
+    }
+    n = strlen(sec);
+    while (n > 1 && sec[n - 1] == '/') {
+        n--;
+    }
+    if (strncmp(r->uri, sec, n) != 0
+        || (n > 1 && r->uri[n] != '/' && r->uri[n] != '\0')) {
+        return "/";
+    }
+    out = o = apr_palloc(r->pool, 3 * n + 1);
+    for (c = sec; c < sec + n; c++) {
+        unsigned char u = (unsigned char)*c;
+        if (apr_isalnum(u) || u == '/' || u == '-' || u == '.' || u == '_'
+            || u == '~') {
+            *o++ = (char)u;
+        }
+        else {
+            *o++ = '%';
+            *o++ = "0123456789ABCDEF"[u >> 4];
+            *o++ = "0123456789ABCDEF"[u & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The switch's choice, kept for the console's path. */
+static void remember_lang(request_rec *r, cr_console_lang_e lang)
+{
     int https = strcmp(ap_http_scheme(r), "https") == 0;
 
     apr_table_addn(r->err_headers_out, "Set-Cookie",
                    apr_psprintf(r->pool, LANG_COOKIE "=%s; Path=%s; "
                                 "Max-Age=31536000; SameSite=Lax; HttpOnly%s",
-                                cr_console_lang_code(lang), path,
+                                cr_console_lang_code(lang), cookie_path(r),
                                 https ? "; Secure" : ""));
 }
 
@@ -464,6 +545,9 @@ int cr_console_handler(request_rec *r)
     asset = apr_table_get(args, "asset");
     if (asset && r->method_number == M_GET) {
         const char *type = NULL;
+        if (!host_is_ours(r)) {
+            return HTTP_MISDIRECTED_REQUEST;
+        }
         const char *body = cr_console_asset(asset, &type);
         if (body == NULL) {
             return HTTP_NOT_FOUND;
@@ -480,8 +564,18 @@ int cr_console_handler(request_rec *r)
     ctx.lang = cr_console_choose_lang(lang_param, lang_cookie,
                                       apr_table_get(r->headers_in,
                                                     "Accept-Language"));
+    if (!host_is_ours(r)) {
+        ap_discard_request_body(r);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CRLOGNO(0320)
+                      "console: refused a request for host '%s', not a "
+                      "name of this server (DNS rebinding?)",
+                      r->hostname ? ap_escape_logitem(r->pool, r->hostname)
+                                  : "-");
+        return send_message(r, &ctx, HTTP_MISDIRECTED_REQUEST,
+                            CR_MSG_ERR_HOST_TITLE, CR_MSG_ERR_HOST);
+    }
     if (cr_console_lang_parse(lang_param, &chosen)) {
-        remember_lang(r, ctx.self, chosen);
+        remember_lang(r, chosen);
     }
 
     if (!console_secret_ready) {

@@ -118,6 +118,13 @@ static const char *const catalogue[CR_MSG__COUNT][2] = {
     /* ERROR_TITLE */ {"Something went wrong", "出错了"},
     /* LANGUAGE */ {"Language", "语言"},
     /* KEY_LABEL */ {"Your new key", "你的新密钥"},
+    /* ERR_HOST_TITLE */ {"Wrong server name", "服务器名称不符"},
+    /* ERR_HOST */
+    {"This console answers only to its own server names (ServerName, "
+     "ServerAlias) and the address it listens on; the Host of this "
+     "request is not one of them.",
+     "该控制台只响应本服务器的名称（ServerName、ServerAlias）及其监听地址；"
+     "此请求的 Host 不在其中。"},
 };
 
 const char *cr_console_msg(cr_console_lang_e lang, cr_console_msg_e id)

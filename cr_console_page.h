@@ -83,6 +83,8 @@ typedef enum {
     CR_MSG_ERROR_TITLE,
     CR_MSG_LANGUAGE,
     CR_MSG_KEY_LABEL,
+    CR_MSG_ERR_HOST_TITLE,
+    CR_MSG_ERR_HOST,
     CR_MSG__COUNT
 } cr_console_msg_e;
 

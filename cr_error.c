@@ -79,7 +79,14 @@ static const error_row error_table[CR_ERR__COUNT] = {
       "The gateway failed to handle the request. Try again later." },
     /* CR_ERR_BAD_REQUEST */
     { 400, "invalid_request_error", "bad_request", "invalid_request_error",
-      "The request is malformed (a header is invalid or too large)." }
+      "The request is malformed (a header is invalid or too large)." },
+    /* CR_ERR_TOKENS_LIMITED */
+    { 429, "tokens", "rate_limit_exceeded", "rate_limit_error",
+      "Token rate limit exceeded for this API key. Retry after the time "
+      "given in the 'Retry-After' header." },
+    /* CR_ERR_QUOTA_EXCEEDED */
+    { 429, "insufficient_quota", "insufficient_quota", "rate_limit_error",
+      "This API key has used up its token quota for the current period." }
 };
 
 static const error_row *row_for(cr_error_e kind)

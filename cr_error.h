@@ -32,6 +32,8 @@ typedef enum {
     CR_ERR_INTERNAL,                 /* 500 anything else */
     CR_ERR_BAD_REQUEST,              /* 400 a request httpd itself refused
                                       * (bad header, header too large) */
+    CR_ERR_TOKENS_LIMITED,           /* 429 token limit (tpm) */
+    CR_ERR_QUOTA_EXCEEDED,           /* 429 token quota used up */
     CR_ERR__COUNT
 } cr_error_e;
 

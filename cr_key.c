@@ -210,6 +210,26 @@ static int member_time(apr_pool_t *p, const cr_json_t *obj, const char *name,
     return 1;
 }
 
+/* A token limit member: a non-negative integer, or null or absent (not
+ * set; records made before the token limits have none). */
+static int member_limit(apr_pool_t *p, cr_json_t *root, const char *name,
+                        apr_int64_t *v, const char **err)
+{
+    cr_json_t *j = cr_json_get(p, root, name);
+
+    if (j == NULL || cr_json_is_null(j)) {
+        *v = CR_KEY_LIMIT_UNSET;
+        return 1;
+    }
+    if (cr_json_type(j) != CR_JSON_INTEGER || cr_json_integer(j, v) != 0
+        || *v < 0) {
+        *err = apr_psprintf(p, "\"%s\" is not a non-negative integer or "
+                            "null", name);
+        return 0;
+    }
+    return 1;
+}
+
 cr_key_record_t *cr_key_record_parse(apr_pool_t *p, const char *json,
                                      apr_size_t len, const char **err)
 {
@@ -279,6 +299,25 @@ cr_key_record_t *cr_key_record_parse(apr_pool_t *p, const char *json,
         return NULL;
     }
 
+    if (!member_limit(p, root, "tpm", &rec->tpm, err)
+        || !member_limit(p, root, "quota", &rec->quota, err)) {
+        return NULL;
+    }
+    j = cr_json_get(p, root, "quota_period");
+    if (j == NULL || cr_json_is_null(j)) {
+        rec->quota_period = CR_QUOTA_UNSET;
+    }
+    else {
+        const char *name = cr_json_string(p, j);
+        int period = name ? cr_key_parse_quota_period(name) : -1;
+        if (period < 0) {
+            *err = "\"quota_period\" is not \"day\", \"month\", "
+                   "\"total\" or null";
+            return NULL;
+        }
+        rec->quota_period = (cr_quota_period_e)period;
+    }
+
     if (!member_time(p, root, "created_at", 0, &rec->created_at, err)
         || !member_time(p, root, "expires_at", 1, &rec->expires_at, err)) {
         return NULL;
@@ -308,6 +347,45 @@ cr_key_record_t *cr_key_record_parse(apr_pool_t *p, const char *json,
         return NULL;
     }
     return rec;
+}
+
+int cr_key_parse_quota_period(const char *s)
+{
+    if (s == NULL) {
+        return -1;
+    }
+    if (strcmp(s, "day") == 0) {
+        return CR_QUOTA_DAY;
+    }
+    if (strcmp(s, "month") == 0) {
+        return CR_QUOTA_MONTH;
+    }
+    if (strcmp(s, "total") == 0) {
+        return CR_QUOTA_TOTAL;
+    }
+    return -1;
+}
+
+const char *cr_key_quota_period_name(cr_quota_period_e period)
+{
+    switch (period) {
+    case CR_QUOTA_DAY:
+        return "day";
+    case CR_QUOTA_MONTH:
+        return "month";
+    case CR_QUOTA_TOTAL:
+        return "total";
+    default:
+        return NULL;
+    }
+}
+
+/* A token limit member: null or absent (records older than the token
+ * limits) is not set. */
+static int set_limit(cr_json_t *obj, const char *name, apr_int64_t v)
+{
+    return v < 0 ? cr_json_set_null(obj, name)
+                 : cr_json_set_integer(obj, name, v);
 }
 
 const char *cr_key_record_to_json(apr_pool_t *p, const cr_key_record_t *rec,
@@ -341,6 +419,10 @@ const char *cr_key_record_to_json(apr_pool_t *p, const cr_key_record_t *rec,
     else {
         bad |= cr_json_set_integer(obj, "rpm", rec->rpm);
     }
+    bad |= set_limit(obj, "tpm", rec->tpm);
+    bad |= set_limit(obj, "quota", rec->quota);
+    bad |= cr_json_set_string(obj, "quota_period",
+                              cr_key_quota_period_name(rec->quota_period));
     bad |= cr_json_set_string(obj, "created_at", created);
     bad |= cr_json_set_string(obj, "expires_at", expires);
     bad |= cr_json_set_string(obj, "status", rec->status == CR_KEY_REVOKED

@@ -10,6 +10,10 @@
  *    "created_at":"RFC3339","expires_at":"RFC3339"|null,
  *    "status":"active"|"revoked","hint":"sk-ab...c66a"}
  * "rpm" is null when the record sets none (the server default applies).
+ * Token limits (SPEC section 11): "tpm" (tokens per minute), "quota"
+ * (tokens per "quota_period": "day", "month" (UTC calendar) or "total");
+ * null or absent = not set (tpm: ClawdRouterDefaultTPM; quota: none;
+ * quota_period: "month"), 0 = no limit.
  */
 #ifndef CR_KEY_H
 #define CR_KEY_H
@@ -22,6 +26,14 @@
 #define CR_KEY_RANDOM_CHARS  48
 #define CR_KEY_HASH_HEX_LEN  64
 #define CR_KEY_RPM_UNSET     (-1)
+#define CR_KEY_LIMIT_UNSET   (-1)
+
+typedef enum {
+    CR_QUOTA_UNSET = -1,
+    CR_QUOTA_DAY = 0,
+    CR_QUOTA_MONTH = 1,
+    CR_QUOTA_TOTAL = 2
+} cr_quota_period_e;
 
 typedef enum {
     CR_KEY_ACTIVE = 0,
@@ -33,6 +45,9 @@ typedef struct {
     const char *name;            /* may be "" */
     apr_array_header_t *models;  /* of const char *, fnmatch globs; "*" = all */
     apr_int64_t rpm;             /* >= 0, or CR_KEY_RPM_UNSET */
+    apr_int64_t tpm;             /* >= 0, or CR_KEY_LIMIT_UNSET */
+    apr_int64_t quota;           /* >= 0, or CR_KEY_LIMIT_UNSET */
+    cr_quota_period_e quota_period;
     apr_time_t created_at;
     apr_time_t expires_at;       /* 0 = never */
     cr_key_status_e status;
@@ -67,6 +82,11 @@ apr_array_header_t *cr_key_parse_models(apr_pool_t *p, const char *list);
 
 /* Does any of the record's globs match model (apr_fnmatch, no flags)? */
 int cr_key_model_allowed(const cr_key_record_t *rec, const char *model);
+
+/* "day", "month", "total" <-> cr_quota_period_e (-1 for anything else;
+ * CR_QUOTA_UNSET names NULL). */
+int cr_key_parse_quota_period(const char *s);
+const char *cr_key_quota_period_name(cr_quota_period_e period);
 
 cr_key_usability_e cr_key_usability(const cr_key_record_t *rec,
                                     apr_time_t now);

@@ -48,6 +48,9 @@ typedef struct {
     apr_size_t strings_len;
     int nmodels;
     apr_int64_t rpm;
+    apr_int64_t tpm;
+    apr_int64_t quota;
+    cr_quota_period_e quota_period;
     apr_time_t created_at;
     apr_time_t expires_at;
     cr_key_status_e status;
@@ -279,6 +282,9 @@ static cr_key_record_t *slot_record(const cache_slot *slot, apr_pool_t *p)
         s += strlen(s) + 1;
     }
     rec->rpm = slot->rpm;
+    rec->tpm = slot->tpm;
+    rec->quota = slot->quota;
+    rec->quota_period = slot->quota_period;
     rec->created_at = slot->created_at;
     rec->expires_at = slot->expires_at;
     rec->status = slot->status;
@@ -320,6 +326,9 @@ static int fill_slot(cache_slot *slot, const char *hash,
     slot->strings_len = len;
     slot->nmodels = nmodels;
     slot->rpm = rec->rpm;
+    slot->tpm = rec->tpm;
+    slot->quota = rec->quota;
+    slot->quota_period = rec->quota_period;
     slot->created_at = rec->created_at;
     slot->expires_at = rec->expires_at;
     slot->status = rec->status;

@@ -3,9 +3,10 @@
 /*
  * cr_ratestore.c: the rate stores behind ClawdRouterRateStore.
  *
- * - shm: a fixed table of keys in anonymous shared memory, guarded by a
- *   global mutex, each entry a GCRA state (cr_rate_take).  Table and mutex
- *   are kept in the process pool, so they survive graceful restarts.
+ * - shm: a fixed table of keys in anonymous shared memory, updated with
+ *   atomic operations only (cr_ratetable.c: no lock, so a child killed at
+ *   any instant blocks nobody).  The segment is kept in the process pool,
+ *   so it survives graceful restarts.
  * - memcache:// and redis://: the slot grid of cr_rate.h.  Each admitted
  *   request claims a slot with an atomic create-if-absent (memcached add,
  *   Redis INCR returning 1); no read-modify-write decides an admission.
@@ -20,7 +21,6 @@
 #include "util_mutex.h"
 
 #include "apr_atomic.h"
-#include "apr_global_mutex.h"
 #include "apr_hash.h"
 #include "apr_memcache.h"
 #include "apr_network_io.h"
@@ -31,14 +31,15 @@
 #include "mod_clawdrouter.h"
 #include "cr_rate.h"
 #include "cr_ratestore.h"
+#include "cr_ratetable.h"
 
 APLOG_USE_MODULE(clawdrouter);
 
+/* Registered only so that configurations with the "Mutex pthread
+ * clawdrouter-ratestore" line older READMEs advised still start; the
+ * table needs no lock. */
 #define RATE_MUTEX_TYPE    "clawdrouter-ratestore"
-#define SHM_USERDATA_KEY   "clawdrouter-ratestore-shm"
-#define SHM_MAGIC          0x43524c31u        /* "CRL1" */
-#define SHM_PROBES         32                 /* candidate slots per key */
-#define SHM_ID_MAX         64
+#define SHM_USERDATA_KEY   "clawdrouter-ratestore-shm2"
 #define OUTAGE_LOG_EVERY   10                 /* seconds */
 #define HINT_TTL           86400              /* seconds */
 #define REMOTE_KEY_PREFIX  "clawdrouter:rl:"
@@ -56,25 +57,10 @@ typedef struct {
                          apr_int64_t rpm, cr_rate_result_t *result);
 } ratestore_backend;
 
-typedef struct {
-    char id[SHM_ID_MAX];           /* "" = free */
-    cr_rate_state_t state;
-    apr_time_t last_used;
-} shm_entry;
-
-typedef struct {
-    apr_uint32_t magic;
-    apr_uint32_t nentries;
-    apr_uint64_t evictions;        /* active buckets that gave way */
-    shm_entry entries[1];
-} shm_table;
-
-/* Lives in the process pool: the same table and mutex for every
- * generation of children until Apache stops. */
+/* Lives in the process pool: the same table for every generation of
+ * children until Apache stops. */
 typedef struct {
     apr_shm_t *shm;
-    apr_global_mutex_t *mutex;
-    const char *mutex_file;
     apr_uint32_t nentries;
 } shm_keeper;
 
@@ -86,7 +72,7 @@ typedef struct {
 static int shm_entries = CR_RATE_SHM_ENTRIES_DEFAULT;
 static const ratestore_backend *backend;
 static shm_keeper *keeper;
-static shm_table *table;
+static cr_ratetable_t *table;
 static apr_array_header_t *remote_servers;     /* of remote_server */
 static apr_memcache_t *memcache;
 static apr_redis_t *redis;
@@ -250,7 +236,7 @@ static void store_worked(request_rec *r)
 static apr_status_t shm_post_config(apr_pool_t *pconf, server_rec *s)
 {
     apr_pool_t *keep = s->process->pool;
-    apr_size_t size;
+    apr_size_t size = cr_ratetable_size((apr_uint32_t)shm_entries);
     apr_status_t rv;
 
     (void)pconf;
@@ -258,15 +244,6 @@ static apr_status_t shm_post_config(apr_pool_t *pconf, server_rec *s)
     if (!keeper) {
         keeper = apr_pcalloc(keep, sizeof(*keeper));
         apr_pool_userdata_set(keeper, SHM_USERDATA_KEY, NULL, keep);
-    }
-    if (!keeper->mutex) {
-        rv = ap_global_mutex_create(&keeper->mutex, &keeper->mutex_file,
-                                    RATE_MUTEX_TYPE, NULL, s, keep, 0);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, CRLOGNO(0203)
-                         "cannot create the rate store mutex");
-            return rv;
-        }
     }
     if (keeper->shm && keeper->nentries != (apr_uint32_t)shm_entries) {
         /* Size changed: a new table; counts start again. */
@@ -278,8 +255,6 @@ static apr_status_t shm_post_config(apr_pool_t *pconf, server_rec *s)
         keeper->shm = NULL;
     }
     if (!keeper->shm) {
-        size = APR_OFFSETOF(shm_table, entries)
-               + (apr_size_t)shm_entries * sizeof(shm_entry);
         rv = apr_shm_create(&keeper->shm, size, NULL, keep);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, CRLOGNO(0205)
@@ -288,94 +263,49 @@ static apr_status_t shm_post_config(apr_pool_t *pconf, server_rec *s)
                          size);
             return rv;
         }
-        table = apr_shm_baseaddr_get(keeper->shm);
-        memset(table, 0, size);
-        table->magic = SHM_MAGIC;
-        table->nentries = (apr_uint32_t)shm_entries;
+        cr_ratetable_init(apr_shm_baseaddr_get(keeper->shm),
+                          (apr_uint32_t)shm_entries, apr_time_now());
         keeper->nentries = (apr_uint32_t)shm_entries;
     }
-    table = apr_shm_baseaddr_get(keeper->shm);
+    table = cr_ratetable_attach(apr_shm_baseaddr_get(keeper->shm),
+                                keeper->nentries);
+    if (!table) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, CRLOGNO(0220)
+                     "the shm rate table is not one this module made");
+        return APR_EGENERAL;
+    }
     return APR_SUCCESS;
 }
 
+/* The segment is inherited from the parent: nothing to attach. */
 static apr_status_t shm_child_init(apr_pool_t *p, server_rec *s)
 {
-    apr_status_t rv = apr_global_mutex_child_init(&keeper->mutex,
-                                                  keeper->mutex_file, p);
-
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, CRLOGNO(0206)
-                     "cannot attach the rate store mutex in a child");
-    }
-    return rv;
+    (void)p;
+    (void)s;
+    return table ? APR_SUCCESS : APR_EINIT;
 }
 
-/* The key's entry, or the one it takes over: a free slot first, then a
- * full bucket (forgetting it loses nothing), then the least recently
- * used of the candidates.  Called with the mutex held. */
-static shm_entry *shm_find(request_rec *r, const char *key_id,
-                           apr_time_t now)
-{
-    apr_uint32_t n = table->nentries;
-    apr_ssize_t len = (apr_ssize_t)strlen(key_id);
-    apr_uint32_t start = apr_hashfunc_default(key_id, &len) % n;
-    apr_uint32_t probes = n < SHM_PROBES ? n : SHM_PROBES, i;
-    shm_entry *free_slot = NULL, *full = NULL, *oldest = NULL;
-
-    for (i = 0; i < probes; i++) {
-        shm_entry *e = &table->entries[(start + i) % n];
-
-        if (e->id[0] == '\0') {
-            if (!free_slot) {
-                free_slot = e;
-            }
-            continue;
-        }
-        if (!strcmp(e->id, key_id)) {
-            return e;
-        }
-        if (!full && e->state.tat <= now) {
-            full = e;
-        }
-        if (!oldest || e->last_used < oldest->last_used) {
-            oldest = e;
-        }
-    }
-    if (!free_slot && !full) {
-        table->evictions++;
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0207)
-                      "shm rate table full around key %s: key %s gives "
-                      "way (least recently used; %" APR_UINT64_T_FMT
-                      " so far); raise " CR_DIR_RATE_SHM_ENTRIES,
-                      key_id, oldest->id, table->evictions);
-    }
-    oldest = free_slot ? free_slot : full ? full : oldest;
-    memset(oldest, 0, sizeof(*oldest));
-    apr_cpystrn(oldest->id, key_id, sizeof(oldest->id));
-    return oldest;
-}
-
+/* One decision: no lock; the clock is read once, just before. */
 static apr_status_t shm_take(request_rec *r, const char *key_id,
                              apr_int64_t rpm, cr_rate_result_t *result)
 {
-    apr_status_t rv;
-    shm_entry *e;
-    apr_time_t now;
+    int evicted = 0;
+    apr_status_t rv = cr_ratetable_take(table, key_id, rpm, apr_time_now(),
+                                        result, &evicted);
 
-    if (strlen(key_id) >= SHM_ID_MAX) {
-        return APR_EINVAL;
-    }
-    rv = apr_global_mutex_lock(keeper->mutex);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0208)
-                      "cannot lock the rate store mutex");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0221)
+                      "shm rate table: key %s kept changing under "
+                      "this request; treated as a store failure", key_id);
         return rv;
     }
-    now = apr_time_now();       /* read under the lock: time only grows */
-    e = shm_find(r, key_id, now);
-    cr_rate_take(&e->state, rpm, now, result);
-    e->last_used = now;
-    apr_global_mutex_unlock(keeper->mutex);
+    if (evicted) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0207)
+                      "shm rate table full around key %s: another key "
+                      "gave way (least debt; %" APR_UINT64_T_FMT " so "
+                      "far); raise " CR_DIR_RATE_SHM_ENTRIES, key_id,
+                      cr_ratetable_evictions(table));
+    }
     return APR_SUCCESS;
 }
 
@@ -401,12 +331,23 @@ typedef struct {
                      apr_status_t *rv);
 } remote_ops;
 
+static int any_server_live(void);
+
+/* apr-util answers APR_NOTFOUND both for an absent key and when it finds
+ * no live server; the second is a failure (reading it as "no grid yet"
+ * would start the key's bucket again). */
+static apr_status_t not_found_or_down(apr_status_t rv)
+{
+    return rv == APR_NOTFOUND && !any_server_live() ? APR_EAGAIN : rv;
+}
+
 static apr_status_t mc_get(apr_pool_t *p, const char *key, char **value)
 {
     apr_size_t len;
     apr_uint16_t flags;
 
-    return apr_memcache_getp(memcache, p, key, value, &len, &flags);
+    return not_found_or_down(apr_memcache_getp(memcache, p, key, value,
+                                               &len, &flags));
 }
 
 static apr_status_t mc_set(const char *key, const char *value,
@@ -432,7 +373,8 @@ static apr_status_t rd_get(apr_pool_t *p, const char *key, char **value)
     apr_size_t len;
     apr_uint16_t flags;
 
-    return apr_redis_getp(redis, p, key, value, &len, &flags);
+    return not_found_or_down(apr_redis_getp(redis, p, key, value, &len,
+                                            &flags));
 }
 
 static apr_status_t rd_set(const char *key, const char *value,
@@ -623,10 +565,9 @@ static apr_status_t remote_take_once(request_rec *r, const char *key_id,
     return APR_SUCCESS;
 }
 
-/* Servers apr-util believes alive (bit i = server i). */
-static apr_uint64_t live_servers(void)
+/* Is any server marked live by apr-util? */
+static int any_server_live(void)
 {
-    apr_uint64_t live = 0;
     int i;
 
     if (redis_server) {
@@ -634,69 +575,93 @@ static apr_uint64_t live_servers(void)
     }
     for (i = 0; memcache_servers && i < remote_servers->nelts; i++) {
         if (memcache_servers[i]->status == APR_MC_SERVER_LIVE) {
-            live |= (apr_uint64_t)1 << i;
+            return 1;
         }
     }
-    return live;
+    return 0;
 }
 
-static void enable_servers(apr_uint64_t which)
+/* Whether a failure is the server's own (a new connection refused, no
+ * answer in time) rather than a pooled connection it closed (it restarted,
+ * or dropped an idle client), or apr-util's belief that it is dead. */
+static int is_timeout(apr_status_t rv)
+{
+    return APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_ETIMEDOUT(rv);
+}
+
+static int server_failed(apr_status_t rv)
+{
+    return APR_STATUS_IS_ECONNREFUSED(rv) || is_timeout(rv)
+           || APR_STATUS_IS_EHOSTUNREACH(rv) || APR_STATUS_IS_ENETUNREACH(rv);
+}
+
+/* When the last failure was a timeout (apr_time_t, this process): for
+ * REMOTE_TIMEOUT_HOLD no request waits for the server again. */
+#define REMOTE_TIMEOUT_HOLD   apr_time_from_sec(5)
+static volatile apr_time_t timed_out_at;
+
+/* apr-util marks a server dead on any failure, a stale pooled connection's
+ * included, and then finds no server (APR_NOTFOUND) for 5 s, trying it
+ * again with a ping that may itself take a stale connection: after Redis
+ * restarted, requests were refused long after it was back.  So the
+ * gateway decides itself: when every server is marked dead, they are
+ * all marked live again and the request tries them (a refused connection
+ * costs microseconds), unless one timed out less than REMOTE_TIMEOUT_HOLD
+ * ago.  With several memcached servers and some alive, a dead one stays
+ * with apr-util (its keys go to the others meanwhile). */
+static int revive_servers(void)
 {
     int i;
 
+    if (any_server_live()) {
+        return 1;
+    }
+    if (timed_out_at && apr_time_now() - timed_out_at < REMOTE_TIMEOUT_HOLD) {
+        return 0;
+    }
     if (redis_server) {
-        if (which) {
-            apr_redis_enable_server(redis, redis_server);
-        }
-        return;
+        apr_redis_enable_server(redis, redis_server);
     }
-    for (i = 0; i < remote_servers->nelts; i++) {
-        if (which & ((apr_uint64_t)1 << i)) {
-            apr_memcache_enable_server(memcache, memcache_servers[i]);
-        }
+    for (i = 0; memcache_servers && i < remote_servers->nelts; i++) {
+        apr_memcache_enable_server(memcache, memcache_servers[i]);
     }
+    return 1;
 }
 
-/* Could the failure be a pooled connection the server closed (it
- * restarted, or dropped idle clients), rather than the server being down? */
-static int maybe_stale_connection(apr_status_t rv)
-{
-    return !(APR_STATUS_IS_ECONNREFUSED(rv) || APR_STATUS_IS_TIMEUP(rv)
-             || APR_STATUS_IS_ETIMEDOUT(rv) || APR_STATUS_IS_EHOSTUNREACH(rv)
-             || APR_STATUS_IS_ENETUNREACH(rv) || rv == APR_NOTFOUND);
-}
-
-/* Pooled connections broken by a restart of the server fail one by one
- * (each leaves the pool as it fails), and apr-util may then mark the
- * server dead for 5 s.  So while a server that was alive fails on what may
- * be a stale connection, the request is tried again at once, up to one
- * more time than the pool holds connections; a refused or timed out
- * connection ends that at once, and then the store counts as down. */
+/* A failure on what may be a stale connection is tried again at once; a
+ * refused or timed out connection ends that at once, and then the store
+ * counts as down for this request.  Nothing is held against the next
+ * request: once the server is back, it is used.  A stale connection may
+ * fail twice: apr_redis reads the closed connection's end as an empty
+ * reply, answers APR_EGENERAL and puts the connection back in the pool;
+ * its next use fails to write (EPIPE) and drops it.  So up to twice as
+ * many tries as the pool holds connections, and two more. */
 static apr_status_t remote_take(request_rec *r, const char *key_id,
                                 apr_int64_t rpm, cr_rate_result_t *result)
 {
     const char *what = "";
     apr_status_t rv;
-    apr_uint64_t before, lost;
     int attempt = 0;
 
     for (;;) {
-        before = live_servers();
+        if (!revive_servers()) {
+            return store_failed(r, APR_TIMEUP, "timed out less than 5 s ago");
+        }
         rv = remote_take_once(r, key_id, rpm, result, &what);
         if (rv == APR_SUCCESS) {
             store_worked(r);
             return APR_SUCCESS;
         }
-        if (!before || !maybe_stale_connection(rv)
-            || ++attempt > remote_pool_size + 1) {
+        if (server_failed(rv) || ++attempt > 2 * remote_pool_size + 2) {
+            if (is_timeout(rv)) {
+                timed_out_at = apr_time_now();
+            }
             return store_failed(r, rv, what);
         }
-        lost = before & ~live_servers();
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, CRLOGNO(0211)
                       "rate store %s: %s failed on a connection that may "
                       "be stale; trying again", main_conf(r->server)->rate_store,
                       what);
-        enable_servers(lost);
     }
 }
 

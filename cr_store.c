@@ -438,6 +438,9 @@ apr_status_t cr_store_create_key(apr_pool_t *p, const char *spec,
     r->name = tmpl->name ? tmpl->name : "";
     r->models = tmpl->models;
     r->rpm = tmpl->rpm;
+    r->tpm = tmpl->tpm;
+    r->quota = tmpl->quota;
+    r->quota_period = tmpl->quota_period;
     r->created_at = apr_time_from_sec(apr_time_sec(apr_time_now()));
     r->expires_at = tmpl->expires_at;
     r->status = CR_KEY_ACTIVE;
@@ -528,6 +531,15 @@ apr_status_t cr_store_update_key(apr_pool_t *p, const char *spec,
         }
         if (changes->rpm != CR_STORE_RPM_KEEP) {
             r->rpm = changes->rpm;
+        }
+        if (changes->tpm != CR_STORE_RPM_KEEP) {
+            r->tpm = changes->tpm;
+        }
+        if (changes->quota != CR_STORE_RPM_KEEP) {
+            r->quota = changes->quota;
+        }
+        if ((int)changes->quota_period != CR_STORE_PERIOD_KEEP) {
+            r->quota_period = changes->quota_period;
         }
         if (changes->expires_at != CR_STORE_EXPIRES_KEEP) {
             r->expires_at = changes->expires_at;

@@ -65,7 +65,8 @@ apr_status_t cr_store_revoke_key(apr_pool_t *p, const char *spec,
                                  const char **err);
 /* Fields of changes that are set (name/models non-NULL, rpm != -2,
  * expires_at != -1) replace the record's. */
-#define CR_STORE_RPM_KEEP      (-2)
+#define CR_STORE_RPM_KEEP      (-2)   /* also for tpm and quota */
+#define CR_STORE_PERIOD_KEEP   (-2)   /* quota_period */
 #define CR_STORE_EXPIRES_KEEP  ((apr_time_t)-1)
 apr_status_t cr_store_update_key(apr_pool_t *p, const char *spec,
                                  const char *id,

@@ -16,7 +16,8 @@
  *
  * This file is httpd glue only, the request flow and the hooks; the
  * configuration is mod_clawdrouter_config.c, the body mod_clawdrouter_body.c,
- * the context and the gateway's own responses mod_clawdrouter_request.c, and
+ * the context and the gateway's own responses mod_clawdrouter_request.c,
+ * the token usage of responses mod_clawdrouter_usage.c, and
  * the decisions live in the cr_*.c core.
  */
 
@@ -35,6 +36,8 @@
 #include "mod_clawdrouter.h"
 #include "mod_clawdrouter_body.h"
 #include "mod_clawdrouter_request.h"
+#include "mod_clawdrouter_tokens.h"
+#include "mod_clawdrouter_usage.h"
 #include "cr_body.h"
 #include "cr_console.h"
 #include "cr_cred.h"
@@ -47,6 +50,7 @@
 #include "cr_route.h"
 #include "cr_store.h"
 #include "cr_time.h"
+#include "cr_tokenstore.h"
 
 /* Filter names. */
 #define CR_FILTER_HEADERS     "CLAWDROUTER_HEADERS"
@@ -76,6 +80,23 @@ static const char *upstream_url(request_rec *r, const cr_dir_conf *dconf,
         suffix = apr_pstrcat(r->pool, "/", suffix, NULL);
     }
     return apr_pstrcat(r->pool, up->url, suffix, NULL);
+}
+
+/* Before anything counts: a body framed by anything but one "chunked"
+ * (e.g. "gzip, chunked", or two Transfer-Encoding: chunked headers, which
+ * httpd merges into "chunked, chunked") is refused.  httpd de-chunks only
+ * the last coding and mod_proxy cannot forward the rest. */
+static int check_transfer_encoding(request_rec *r, cr_request_ctx *ctx)
+{
+    const char *te = apr_table_get(r->headers_in, "Transfer-Encoding");
+
+    if (!te || strcasecmp(te, "chunked") == 0) {
+        return OK;
+    }
+    r->connection->keepalive = AP_CONN_CLOSE;
+    return cr_request_send_error(r, ctx, CR_ERR_BAD_REQUEST,
+                                 "Transfer-Encoding must be a single "
+                                 "\"chunked\" (or absent).");
 }
 
 /* Steps 1-2 of SPEC section 4: the key and the protocol's headers. */
@@ -229,7 +250,8 @@ static int clawdrouter_fixups(request_rec *r)
     apr_table_setn(r->err_headers_out, "Request-Id", ctx->request_id);
     apr_table_setn(r->subprocess_env, CR_ENV_REQUEST_ID, ctx->request_id);
 
-    if ((rc = check_key(r, ctx, sconf)) != OK) {
+    if ((rc = check_transfer_encoding(r, ctx)) != OK
+        || (rc = check_key(r, ctx, sconf)) != OK) {
         return rc;
     }
     if ((rc = cr_body_check_request(r, ctx, cr_config_max_body(dconf, sconf), &body))
@@ -253,6 +275,9 @@ static int clawdrouter_fixups(request_rec *r)
     if ((rc = check_rate(r, ctx, sconf)) != OK) {
         return rc;
     }
+    if ((rc = cr_tokens_check_request(r, ctx, sconf)) != OK) {
+        return rc;
+    }
 
     /* Step 7: hand over to mod_proxy, as mod_rewrite's [P] does. */
     ap_add_input_filter(CR_FILTER_BODY_REPLAY, body, r, r->connection);
@@ -269,23 +294,68 @@ static int clawdrouter_fixups(request_rec *r)
     return OK;
 }
 
+/* r->uri as httpd's location walk will see it (ap_process_request_internal
+ * in 2.4.5x): unreserved %XX decoded, dot segments removed and slashes
+ * merged by ap_normalize_path, then the rest decoded by ap_unescape_url_ex
+ * under the server's AllowEncodedSlashes.  NULL when httpd will refuse the
+ * path (400 or 404) before any location walk. */
+static char *uri_as_walked(request_rec *r)
+{
+    core_server_config *csconf = ap_get_core_module_config(
+        r->server->module_config);
+    core_dir_config *cdconf = ap_get_core_module_config(
+        r->server->lookup_defaults);
+    unsigned int nflags = AP_NORMALIZE_NOT_ABOVE_ROOT;
+    unsigned int uflags = AP_UNESCAPE_URL_KEEP_UNRESERVED;
+    char *uri = apr_pstrdup(r->pool, r->uri);
+
+    if (csconf->merge_slashes != AP_CORE_CONFIG_OFF) {
+        nflags |= AP_NORMALIZE_MERGE_SLASHES;
+    }
+    if (!ap_normalize_path(uri, nflags | AP_NORMALIZE_DECODE_UNRESERVED)) {
+        return NULL;
+    }
+    if (!cdconf->allow_encoded_slashes) {
+        uflags |= AP_UNESCAPE_URL_FORBID_SLASHES;
+    }
+    else if (!cdconf->decode_encoded_slashes) {
+        uflags |= AP_UNESCAPE_URL_KEEP_SLASHES;
+    }
+    if (ap_unescape_url_ex(uri, uflags) != OK) {
+        return NULL;
+    }
+    if (cdconf->allow_encoded_slashes && cdconf->decode_encoded_slashes) {
+        ap_normalize_path(uri, nflags);
+    }
+    /* The location walk merges slashes whatever MergeSlashes says. */
+    ap_no2slash(uri);
+    return uri;
+}
+
 /* Does r->uri fall under a <Location> where the gateway is On?  Used
  * before httpd's location walk, when the per-directory configuration
- * cannot say yet. */
-static int uri_in_gateway_location(request_rec *r)
+ * cannot say yet.  *refused (if given) is set when httpd will refuse the
+ * path itself. */
+static int uri_in_gateway_location(request_rec *r, int *refused)
 {
     cr_server_conf *sconf = ap_get_module_config(r->server->module_config,
                                                  &clawdrouter_module);
     char *uri;
     int i;
 
+    if (refused) {
+        *refused = 0;
+    }
     if (!r->uri || *r->uri != '/' || sconf->locations->nelts == 0) {
         return 0;
     }
-    /* Judge the path as the location walk will see it. */
-    uri = apr_pstrdup(r->pool, r->uri);
-    ap_getparents(uri);
-    ap_no2slash(uri);
+    uri = uri_as_walked(r);
+    if (!uri) {
+        if (refused) {
+            *refused = 1;
+        }
+        return 0;
+    }
     for (i = 0; i < sconf->locations->nelts; i++) {
         const char *loc = APR_ARRAY_IDX(sconf->locations, i, const char *);
         apr_size_t n = cr_config_location_prefix_len(loc);
@@ -308,7 +378,7 @@ static int is_gateway_request(request_rec *r)
         return dconf->enabled == 1;
     }
     return r->per_dir_config == r->server->lookup_defaults
-           && uri_in_gateway_location(r);
+           && uri_in_gateway_location(r, NULL);
 }
 
 /* Move the client's credential headers from headers_in into the request's
@@ -328,7 +398,12 @@ static void take_credentials(request_rec *r)
  * credential headers out now for the gateway's URLs. */
 static int clawdrouter_post_read_request(request_rec *r)
 {
-    if (r->main || r->prev || !uri_in_gateway_location(r)) {
+    int refused;
+
+    /* A path httpd will refuse (an encoded slash, a bad escape, "/..")
+     * keeps no credential either: it is answered before any walk. */
+    if (r->main || r->prev
+        || (!uri_in_gateway_location(r, &refused) && !refused)) {
         return DECLINED;
     }
     take_credentials(r);
@@ -407,6 +482,9 @@ static int clawdrouter_proxy_fixups(request_rec *r)
     }
     apr_table_unset(r->headers_in, "Authorization");
     apr_table_unset(r->headers_in, "x-api-key");
+    /* An uncompressed response, so that its usage can be read (mod_deflate
+     * may still compress it for the client). */
+    apr_table_unset(r->headers_in, "Accept-Encoding");
     if (ctx->upstream->credential) {
         if (ctx->upstream->protocol == CR_PROTO_ANTHROPIC) {
             apr_table_setn(r->headers_in, "x-api-key",
@@ -435,6 +513,18 @@ static apr_status_t headers_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             "x-ratelimit-reset-requests", "anthropic-ratelimit-requests-limit",
             "anthropic-ratelimit-requests-remaining",
             "anthropic-ratelimit-requests-reset", NULL
+        };
+        int i;
+        for (i = 0; names[i]; i++) {
+            apr_table_unset(r->headers_out, names[i]);
+        }
+    }
+    if (ctx && ctx->token_headers) {
+        static const char *const names[] = {
+            "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-limit",
+            "anthropic-ratelimit-tokens-remaining",
+            "anthropic-ratelimit-tokens-reset", NULL
         };
         int i;
         for (i = 0; names[i]; i++) {
@@ -537,6 +627,7 @@ static void clawdrouter_insert_filter(request_rec *r)
 
     if (ctx && ctx->forwarded) {
         ap_add_output_filter(CR_FILTER_HEADERS, NULL, r, r->connection);
+        cr_usage_insert_filter(r, ctx);
     }
 }
 
@@ -562,13 +653,18 @@ static int clawdrouter_log_transaction(request_rec *r)
 {
     const char *auth = apr_table_get(r->headers_in, "Authorization");
     const char *xkey = apr_table_get(r->headers_in, "x-api-key");
-    int gateway = cr_ctx_get(r) != NULL;
+    cr_request_ctx *ctx = cr_ctx_get(r);
+    int gateway = ctx != NULL;
 
     if (auth && (gateway || strstr(auth, CR_KEY_PREFIX))) {
         apr_table_unset(r->headers_in, "Authorization");
     }
     if (xkey && (gateway || strstr(xkey, CR_KEY_PREFIX))) {
         apr_table_unset(r->headers_in, "x-api-key");
+    }
+    if (ctx) {
+        /* The token counts, if the response's end did not settle them. */
+        cr_usage_finish(r, ctx);
     }
     return DECLINED;
 }
@@ -614,6 +710,9 @@ static int clawdrouter_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
         }
+    }
+    if (cr_tokenstore_post_config(pconf, ptemp, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     return cr_ratestore_post_config(pconf, plog, ptemp, s);
 }
@@ -714,6 +813,7 @@ static void register_hooks(apr_pool_t *p)
 
     ap_register_input_filter(CR_FILTER_BODY_REPLAY, cr_body_replay_filter, NULL,
                              AP_FTYPE_RESOURCE);
+    cr_usage_register_filter();
     ap_register_output_filter(CR_FILTER_HEADERS, headers_out_filter, NULL,
                               AP_FTYPE_CONTENT_SET);
     ap_register_output_filter(CR_FILTER_ERROR, error_json_filter, NULL,

@@ -261,6 +261,7 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                           "The request body could not be read "
                           "completely.");
     }
+    ctx->body_read = !too_large;
     if (too_large) {
         return cr_request_send_error(r, ctx, CR_ERR_TOO_LARGE,
                           apr_psprintf(r->pool, "Request body is larger than "

@@ -72,6 +72,10 @@ void *cr_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     conf->default_rpm_set = add->default_rpm_set || base->default_rpm_set;
     conf->max_body = add->max_body_set ? add->max_body : base->max_body;
     conf->max_body_set = add->max_body_set || base->max_body_set;
+    conf->default_tpm = add->default_tpm_set ? add->default_tpm
+                                             : base->default_tpm;
+    conf->default_tpm_set = add->default_tpm_set || base->default_tpm_set;
+    conf->state_file = base->state_file;
     /* The rate store is server-wide: always the main server's. */
     conf->rate_store = base->rate_store;
     conf->rate_failure = base->rate_failure;
@@ -339,6 +343,40 @@ static const char *cmd_default_rpm(cmd_parms *cmd, void *dummy,
     return NULL;
 }
 
+static const char *cmd_default_tpm(cmd_parms *cmd, void *dummy,
+                                   const char *arg)
+{
+    cr_server_conf *conf = cr_config_server(cmd->server);
+    apr_int64_t tpm;
+
+    (void)dummy;
+    if (!cr_directive_number(arg, 0, 1000000000, &tpm)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number "
+                            "from 0 to 1000000000", cmd->cmd->name, arg);
+    }
+    conf->default_tpm = tpm;
+    conf->default_tpm_set = 1;
+    return NULL;
+}
+
+static const char *cmd_state_file(cmd_parms *cmd, void *dummy,
+                                  const char *arg)
+{
+    cr_server_conf *conf = cr_config_server(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    conf->state_file = ap_server_root_relative(cmd->pool, arg);
+    if (!conf->state_file) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a valid path",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
 static const char *cmd_max_body(cmd_parms *cmd, void *dconf,
                                 const char *arg)
 {
@@ -384,6 +422,10 @@ const command_rec cr_config_cmds[] = {
                   "largest request body inspected and forwarded, in bytes"),
     AP_INIT_TAKE1(CR_DIR_KEY_CACHE, cmd_key_cache, NULL, RSRC_CONF,
                   "key records each child keeps between requests (0 = read the store every time)"),
+    AP_INIT_TAKE1(CR_DIR_DEFAULT_TPM, cmd_default_tpm, NULL, RSRC_CONF,
+                  "tokens per minute for keys whose record sets none (0 = no limit)"),
+    AP_INIT_TAKE1(CR_DIR_STATE_FILE, cmd_state_file, NULL, RSRC_CONF,
+                  "file that keeps token quota counts across a full restart"),
     CR_RATESTORE_COMMANDS
     {NULL}
 };

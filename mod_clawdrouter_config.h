@@ -25,6 +25,8 @@
 #define CR_DIR_DEFAULT_RPM    "ClawdRouterDefaultRPM"
 #define CR_DIR_MAX_BODY       "ClawdRouterMaxBodySize"
 #define CR_DIR_KEY_CACHE      "ClawdRouterKeyCache"
+#define CR_DIR_DEFAULT_TPM    "ClawdRouterDefaultTPM"
+#define CR_DIR_STATE_FILE     "ClawdRouterStateFile"
 
 #define CR_DEFAULT_MAX_BODY ((apr_off_t)32 * 1024 * 1024)
 
@@ -44,6 +46,11 @@ typedef struct {
     int default_rpm_set;
     apr_off_t max_body;
     int max_body_set;
+    apr_int64_t default_tpm;          /* 0 = none */
+    int default_tpm_set;
+
+    /* Token quotas across full restarts: main server only. */
+    const char *state_file;
 
     /* Rate store: main server only (cr_ratestore.c). */
     const char *rate_store;           /* "shm", "memcache://...", "redis://..." */

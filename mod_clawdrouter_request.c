@@ -79,6 +79,20 @@ void cr_request_set_rate_headers(request_rec *r, cr_request_ctx *ctx,
     ctx->rate_headers = 1;
 }
 
+/* The largest unread body a refusal drops by reading it; a larger one
+ * (or a chunked one, of unknown size) closes the connection instead. */
+#define CR_DISCARD_MAX        (1024 * 1024)
+
+static int small_body(request_rec *r)
+{
+    const char *clen = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t n;
+
+    return clen && !apr_table_get(r->headers_in, "Transfer-Encoding")
+           && apr_strtoff(&n, clen, NULL, 10) == APR_SUCCESS
+           && n >= 0 && n <= CR_DISCARD_MAX;
+}
+
 /* Answer a request with one of the gateway's own errors (SPEC section 5)
  * and end its processing: the caller returns what this returns. */
 int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
@@ -88,6 +102,7 @@ int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
                                      ctx->request_id);
     apr_size_t len = strlen(body);
     int status = cr_error_status(kind);
+    int unread;
 
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CRLOGNO(0100)
                   "refused with %d %s: %s (key %s, model %s)", status,
@@ -103,12 +118,21 @@ int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
     else if (status == HTTP_METHOD_NOT_ALLOWED) {
         apr_table_setn(r->err_headers_out, "Allow", "POST");
     }
-    /* Whatever of the body is still unread is not wanted: drop it, or
-     * close the connection if it is too large to be worth reading.  The
-     * status comes first: with an error status httpd does not invite an
-     * "Expect: 100-continue" client to send the body at all. */
+    /* A body not read yet is not read: unless Content-Length says it is
+     * small enough to drop cheaply (keep-alive and pipelining then go on),
+     * the connection is closed after the answer.  For a client without a
+     * valid key (which must not make the gateway read 300 MB) it is closed
+     * at once: the answer is flushed, and httpd closes the socket without
+     * its lingering read of what the client still sends.  A client with a
+     * key gets httpd's usual lingering close (at most 30 s), which lets a
+     * client that keeps sending read the answer.  A body already read
+     * leaves nothing to discard.  The status comes first: with an error
+     * status httpd does not invite an "Expect: 100-continue" client to send
+     * the body at all. */
     r->status = status;
-    if (status == HTTP_REQUEST_ENTITY_TOO_LARGE
+    unread = !ctx->body_read && ap_request_has_body(r)
+             && !small_body(r);
+    if (unread || status == HTTP_REQUEST_ENTITY_TOO_LARGE
         || ap_discard_request_body(r) != OK) {
         r->connection->keepalive = AP_CONN_CLOSE;
     }
@@ -116,6 +140,13 @@ int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
     ap_set_content_length(r, (apr_off_t)len);
     if (!r->header_only) {
         ap_rwrite(body, (int)len, r);
+    }
+    /* check_key sets r->user to the key's id once the key is usable. */
+    if (unread && !(ctx->key && r->user == ctx->key->id)
+        && !r->connection->master) {
+        /* An HTTP/2 stream is reset by mod_http2 instead. */
+        ap_rflush(r);
+        r->connection->aborted = 1;
     }
     return DONE;
 }

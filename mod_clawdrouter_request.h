@@ -19,6 +19,12 @@
 #define CR_ENV_MODEL          "CLAWDROUTER_MODEL"
 #define CR_ENV_UPSTREAM       "CLAWDROUTER_UPSTREAM"
 #define CR_ENV_REQUEST_ID     "CLAWDROUTER_REQUEST_ID"
+/* ... and the response's token usage (SPEC section 11). */
+#define CR_ENV_INPUT_TOKENS   "CLAWDROUTER_INPUT_TOKENS"
+#define CR_ENV_OUTPUT_TOKENS  "CLAWDROUTER_OUTPUT_TOKENS"
+#define CR_ENV_TOTAL_TOKENS   "CLAWDROUTER_TOTAL_TOKENS"
+
+typedef struct cr_usage_filter_t cr_usage_filter_t;
 
 /* Per-request state of a gateway request. */
 typedef struct {
@@ -33,6 +39,21 @@ typedef struct {
     const cr_upstream_t *upstream;
     int forwarded;                    /* handed to mod_proxy */
     int rate_headers;                 /* rate-limit headers were set */
+    /* Token usage of the response (mod_clawdrouter_usage.c): set when it
+     * has been read, before log_transaction; input includes Anthropic's
+     * cache tokens. */
+    int usage_seen;
+    apr_int64_t input_tokens;
+    apr_int64_t output_tokens;
+    int usage_strip;                  /* take the usage-only chunk out */
+    int usage_done;                   /* the counts are settled */
+    cr_usage_filter_t *usage_filter;
+    /* Token limits in force for the request (mod_clawdrouter_tokens.c). */
+    apr_int64_t tpm;                  /* 0 = none */
+    cr_quota_period_e quota_period;
+    int tokens_counted;               /* charge the response's usage */
+    int token_headers;                /* token rate-limit headers were set */
+    int body_read;                    /* the body was read to its end */
 } cr_request_ctx;
 
 /* The request's context, or NULL when it is not a gateway request. */

@@ -22,6 +22,8 @@ ERRORS = {
     "model_not_permitted": (403, "permission_error", "model_not_permitted", "permission_error"),
     "model_not_found": (404, "invalid_request_error", "model_not_found", "not_found_error"),
     "rate_limited": (429, "requests", "rate_limit_exceeded", "rate_limit_error"),
+    "tokens_limited": (429, "tokens", "rate_limit_exceeded", "rate_limit_error"),
+    "quota_exceeded": (429, "insufficient_quota", "insufficient_quota", "rate_limit_error"),
     "upstream_unavailable": (502, "server_error", "upstream_unavailable", "api_error"),
     "upstream_timeout": (504, "server_error", "upstream_unavailable", "api_error"),
     "key_store_unavailable": (500, "server_error", "key_store_unavailable", "api_error"),

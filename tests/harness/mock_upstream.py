@@ -12,6 +12,17 @@ through (client headers reach the upstream unchanged):
   X-Mock-Close: 1         close the connection without answering
   X-Mock-Event-Delay: S   seconds between streamed events (default 0, or 0.25
                           when the model name contains "slow")
+  X-Mock-Usage: IN,OUT    the token counts the answer reports (default 9,5)
+
+Usage is reported as the providers do: OpenAI chat completions in "usage"
+(streamed: a last chunk with "choices": [] only when the request set
+stream_options.include_usage, and "usage": null on the other chunks), the
+Responses API (POST .../responses, JSON or events ending in
+response.completed), embeddings (POST .../embeddings for a model whose name
+contains "embedding": prompt tokens only), Anthropic messages ("usage"; a
+stream's message_start and cumulative message_delta; a model whose name
+contains "cache" reports cache_creation_input_tokens 100 and
+cache_read_input_tokens 20 besides).
 
 or for every request with MockUpstream.set_behaviour(...).
 """
@@ -42,6 +53,7 @@ class RecordedRequest:
         self.conn_id = conn_id
         self.received_at = received_at
         self.chunked = False
+        self.sent = b""                       # the response body it got
 
     @property
     def sha256(self):
@@ -206,22 +218,45 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 pass
         model = model if isinstance(model, str) else "unknown-model"
+        usage = (9, 5)
+        try:
+            if knob("Usage"):
+                a, b = str(knob("Usage")).split(",")
+                usage = (int(a), int(b))
+        except ValueError:
+            pass
+        include_usage = False
+        if body:
+            try:
+                so = json.loads(body).get("stream_options")
+                include_usage = (isinstance(so, dict)
+                                 and so.get("include_usage") is True)
+            except (ValueError, AttributeError):
+                pass
         ev_delay = knob("Event-Delay", None)
         if ev_delay is None:
             ev_delay = 0.25 if "slow" in model else 0.0
         ev_delay = float(ev_delay)
         if path.endswith("/chat/completions"):
             if stream:
-                self._stream(rec, _openai_events(model), ev_delay)
+                self._stream(rec, _openai_events(model, usage, include_usage),
+                             ev_delay)
             else:
-                self._send_json(200, _openai_completion(model))
+                self._send_json(200, _openai_completion(model, usage))
+        elif path.endswith("/responses"):
+            if stream:
+                self._stream(rec, _responses_events(model, usage), ev_delay)
+            else:
+                self._send_json(200, _responses_response(model, usage))
+        elif path.endswith("/embeddings") and "embedding" in model:
+            self._send_json(200, _embeddings(model, usage))
         elif path.endswith("/messages/count_tokens"):
             self._send_json(200, {"input_tokens": 12})
         elif path.endswith("/messages"):
             if stream:
-                self._stream(rec, _anthropic_events(model), ev_delay)
+                self._stream(rec, _anthropic_events(model, usage), ev_delay)
             else:
-                self._send_json(200, _anthropic_message(model))
+                self._send_json(200, _anthropic_message(model, usage))
         elif path.endswith("/models") and self.command == "GET":
             self._send_json(200, {"object": "list", "data": [
                 {"id": "gpt-4o-mini", "object": "model", "created": 0,
@@ -238,9 +273,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
+        self._rec_sent(payload)
         if self.command != "HEAD":
             self.wfile.write(payload)
         self.wfile.flush()
+
+    def _rec_sent(self, payload):
+        with self.server.mock._lock:
+            if self.server.mock.requests:
+                self.server.mock.requests[-1].sent = payload
 
     def _send_json(self, status, doc):
         self._send(status, [("Content-Type", "application/json"),
@@ -275,6 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
             if i and delay:
                 time.sleep(delay)
             data = ev.encode()
+            rec.sent += data
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
             with mock._lock:
@@ -285,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
             mock.streams_done.append((rec, time.monotonic()))
 
 
-def _openai_completion(model):
+def _openai_completion(model, usage=(9, 5)):
     return {
         "id": "chatcmpl-" + uuid.uuid4().hex[:24],
         "object": "chat.completion",
@@ -298,8 +340,8 @@ def _openai_completion(model):
             "logprobs": None,
             "finish_reason": "stop",
         }],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 5,
-                  "total_tokens": 14},
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                  "total_tokens": usage[0] + usage[1]},
         "system_fingerprint": "fp_mock",
     }
 
@@ -307,25 +349,89 @@ def _openai_completion(model):
 STREAM_WORDS = ["Hello", " from", " the", " mock", "."]
 
 
-def _openai_events(model):
+def _openai_events(model, usage=(9, 5), include_usage=False):
     cid = "chatcmpl-" + uuid.uuid4().hex[:24]
     created = int(time.time())
 
     def chunk(delta, finish=None):
-        return "data: " + json.dumps({
+        doc = {
             "id": cid, "object": "chat.completion.chunk", "created": created,
             "model": model, "system_fingerprint": "fp_mock",
             "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                         "finish_reason": finish}]}) + "\n\n"
+                         "finish_reason": finish}]}
+        if include_usage:
+            doc["usage"] = None
+        return "data: " + json.dumps(doc) + "\n\n"
 
     events = [chunk({"role": "assistant", "content": ""})]
     events += [chunk({"content": w}) for w in STREAM_WORDS]
     events.append(chunk({}, "stop"))
+    if include_usage:
+        events.append("data: " + json.dumps({
+            "id": cid, "object": "chat.completion.chunk", "created": created,
+            "model": model, "system_fingerprint": "fp_mock", "choices": [],
+            "usage": {"prompt_tokens": usage[0],
+                      "completion_tokens": usage[1],
+                      "total_tokens": usage[0] + usage[1],
+                      "prompt_tokens_details": {"cached_tokens": 0},
+                      "completion_tokens_details": {
+                          "reasoning_tokens": 0}}}) + "\n\n")
     events.append("data: [DONE]\n\n")
     return events
 
 
-def _anthropic_message(model):
+def _responses_response(model, usage=(9, 5), status="completed"):
+    return {
+        "id": "resp_" + uuid.uuid4().hex[:24], "object": "response",
+        "created_at": int(time.time()), "status": status, "model": model,
+        "output": [{"type": "message", "id": "msg_" + uuid.uuid4().hex[:12],
+                    "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text",
+                                 "text": "Hello from the mock.",
+                                 "annotations": []}]}],
+        "usage": {"input_tokens": usage[0],
+                  "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": usage[1],
+                  "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": usage[0] + usage[1]},
+    }
+
+
+def _responses_events(model, usage=(9, 5)):
+    def ev(name, doc):
+        doc = dict(doc, type=name)
+        return "event: %s\ndata: %s\n\n" % (name, json.dumps(doc))
+
+    final = _responses_response(model, usage)
+    start = dict(final, status="in_progress", output=[], usage=None)
+    events = [ev("response.created", {"sequence_number": 0,
+                                      "response": start})]
+    events += [ev("response.output_text.delta",
+                  {"sequence_number": i + 1, "item_id": "msg_1",
+                   "output_index": 0, "content_index": 0, "delta": w})
+               for i, w in enumerate(STREAM_WORDS)]
+    events.append(ev("response.completed",
+                     {"sequence_number": len(STREAM_WORDS) + 1,
+                      "response": final}))
+    return events
+
+
+def _embeddings(model, usage=(9, 5)):
+    return {"object": "list", "model": model,
+            "data": [{"object": "embedding", "index": 0,
+                      "embedding": [0.0123, -0.0456, 0.0789]}],
+            "usage": {"prompt_tokens": usage[0], "total_tokens": usage[0]}}
+
+
+def _anthropic_usage(model, usage, output):
+    u = {"input_tokens": usage[0], "output_tokens": output}
+    if "cache" in model:
+        u["cache_creation_input_tokens"] = 100
+        u["cache_read_input_tokens"] = 20
+    return u
+
+
+def _anthropic_message(model, usage=(9, 5)):
     return {
         "id": "msg_" + uuid.uuid4().hex[:24],
         "type": "message",
@@ -334,18 +440,18 @@ def _anthropic_message(model):
         "content": [{"type": "text", "text": "Hello from the mock."}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": 9, "output_tokens": 5},
+        "usage": _anthropic_usage(model, usage, usage[1]),
     }
 
 
-def _anthropic_events(model):
+def _anthropic_events(model, usage=(9, 5)):
     def ev(name, doc):
         return "event: %s\ndata: %s\n\n" % (name, json.dumps(doc))
 
-    msg = _anthropic_message(model)
+    msg = _anthropic_message(model, usage)
     msg["content"] = []
     msg["stop_reason"] = None
-    msg["usage"] = {"input_tokens": 9, "output_tokens": 1}
+    msg["usage"] = _anthropic_usage(model, usage, 1)
     events = [ev("message_start", {"type": "message_start", "message": msg}),
               ev("content_block_start", {"type": "content_block_start",
                                          "index": 0,
@@ -361,7 +467,7 @@ def _anthropic_events(model):
                ev("message_delta", {"type": "message_delta",
                                     "delta": {"stop_reason": "end_turn",
                                               "stop_sequence": None},
-                                    "usage": {"output_tokens": 5}}),
+                                    "usage": {"output_tokens": usage[1]}}),
                ev("message_stop", {"type": "message_stop"})]
     return events
 

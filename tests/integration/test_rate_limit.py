@@ -1,13 +1,16 @@
 # Licensed under the Apache License, Version 2.0.
 """Per-key rate limits on one host (ClawdRouterRateStore shm, the default),
 under the prefork (4+ children) and event MPMs, and the exact burst also
-under worker and with the pthread mutex the README advises: SPEC sections
-4 and 5."""
+under worker, with Debian's default Mutex line, across graceful restarts
+and after children are killed mid-burst: SPEC sections 4 and 5."""
 
 import os
+import signal
+import threading
 import time
 
 import pytest
+import requests
 
 from harness.client import assert_error
 from test_rate_helpers import (burst, check_burst, has_rate_headers, one,
@@ -140,22 +143,86 @@ def test_full_table_gives_way_to_new_keys(make_gateway):
     assert one(gw.url, "openai", keys[0]).status_code == 200
 
 
+def wait_children(gw, n=4):
+    deadline = time.time() + 10
+    while len(child_pids(gw)) < n and time.time() < deadline:
+        time.sleep(0.1)
+    assert len(child_pids(gw)) >= n
+
+
 @pytest.mark.parametrize("mpm", ["prefork", "worker", "event"])
-def test_burst_exact_with_pthread_mutex(make_gateway, mpm):
-    """The README's "Mutex pthread clawdrouter-ratestore" (a process-shared
-    pthread mutex in place of Debian's fcntl() default): still one exact
+def test_burst_exact_with_debian_mutex_default(make_gateway, mpm):
+    """With Debian's "Mutex file:... default" (the harness's config has it)
+    and no Mutex line of our own: the lock-free table gives one exact
     sequence of decisions across every child and thread, and across a
     graceful restart."""
-    gw = make_gateway(mpm=mpm, name="pthread-" + mpm,
-                      extra_server_conf="Mutex pthread clawdrouter-ratestore")
+    gw = make_gateway(mpm=mpm, name="mutexdefault-" + mpm)
+    assert "Mutex file:" in gw.config_text()
     if mpm == "prefork":
-        deadline = time.time() + 10
-        while len(child_pids(gw)) < 4 and time.time() < deadline:
-            time.sleep(0.1)
-        assert len(child_pids(gw)) >= 4
+        wait_children(gw)
     _, key = gw.create_key(rpm=10)
     check_burst(burst(gw.url, "openai", key, 30), "openai", 10)
     _, other = gw.create_key(rpm=4)
     check_burst(burst(gw.url, "anthropic", other, 12), "anthropic", 4)
     gw.graceful()
     assert_error(one(gw.url, "openai", key), "rate_limited", "openai")
+    check_burst(burst(gw.url, "openai", gw.create_key(rpm=5)[1], 15),
+                "openai", 5)
+
+
+def test_old_mutex_line_still_accepted(make_gateway):
+    """"Mutex pthread clawdrouter-ratestore", which older READMEs advised,
+    still starts the server (it is no longer needed and changes nothing)."""
+    gw = make_gateway(mpm="event", name="mutexline",
+                      extra_server_conf="Mutex pthread clawdrouter-ratestore")
+    _, key = gw.create_key(rpm=6)
+    check_burst(burst(gw.url, "openai", key, 18), "openai", 6)
+
+
+def test_children_killed_mid_burst_leave_the_table_working(make_gateway):
+    """SIGKILL to every child, again and again, while bursts of several
+    keys go on (a table of 8 entries for 16 keys, so entries are being
+    claimed and taken over when the kills land): nothing hangs, and
+    afterwards every burst is exact again."""
+    gw = make_gateway(mpm="prefork", name="sigkill",
+                      extra_server_conf="ClawdRouterRateShmEntries 8\n")
+    wait_children(gw)
+    busy = [gw.create_key(rpm=600)[1] for _ in range(16)]
+    stop = threading.Event()
+
+    def hammer(i):
+        while not stop.is_set():
+            try:
+                one(gw.url, "openai", busy[i % len(busy)])
+            except requests.RequestException:
+                pass            # its child was killed under it
+            i += 3
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    killed = 0
+    try:
+        end = time.time() + 4
+        while time.time() < end:
+            for pid in child_pids(gw):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+                except OSError:
+                    pass
+            time.sleep(0.15)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert killed >= 8
+    assert not any(t.is_alive() for t in threads)
+    wait_children(gw, 2)             # MinSpareServers 2
+    # Fresh keys (claiming and taking over entries the killed children
+    # were using) are exact, in both protocols, and so is a second round.
+    for rpm, protocol in ((5, "openai"), (4, "anthropic"), (7, "openai"),
+                          (3, "anthropic")):
+        _, key = gw.create_key(rpm=rpm)
+        check_burst(burst(gw.url, protocol, key, 3 * rpm), protocol, rpm)
+    assert "CR0221" not in gw.error_log_text()

@@ -617,6 +617,10 @@ static const spec_row spec_rows[] = {
     { CR_ERR_INTERNAL, 500, "server_error", "internal_error", "api_error" },
     { CR_ERR_BAD_REQUEST, 400, "invalid_request_error", "bad_request",
       "invalid_request_error" },
+    { CR_ERR_TOKENS_LIMITED, 429, "tokens", "rate_limit_exceeded",
+      "rate_limit_error" },
+    { CR_ERR_QUOTA_EXCEEDED, 429, "insufficient_quota", "insufficient_quota",
+      "rate_limit_error" },
 };
 
 static const char *member_string(const cr_json_t *obj, const char *name)

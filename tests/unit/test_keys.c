@@ -301,12 +301,49 @@ static cr_key_record_t *sample_record(void)
     rec->name = "ci \"bot\" 测试";
     rec->models = cr_key_parse_models(pool, "gpt-*,claude-*");
     rec->rpm = 60;
+    rec->tpm = 40000;
+    rec->quota = 0;
+    rec->quota_period = CR_QUOTA_DAY;
     rec->created_at = t3339("2026-11-27T17:32:41Z");
     rec->expires_at = t3339("2027-01-01T00:00:00Z");
     rec->status = CR_KEY_ACTIVE;
     rec->hint = "sk-ab...c66a";
     return rec;
 }
+
+/* Records written before the token limits have no tpm, quota or
+ * quota_period: not set.  Bad values are refused. */
+START_TEST(record_token_limits)
+{
+    static const char old[] =
+        "{\"id\":\"key_AbCdEfGh01234567\",\"name\":\"\",\"models\":[\"*\"],"
+        "\"rpm\":null,\"created_at\":\"2026-11-27T17:32:41Z\","
+        "\"expires_at\":null,\"status\":\"active\",\"hint\":\"\"}";
+    static const char *const bad[] = {
+        "\"tpm\":-1", "\"quota\":1.5", "\"quota\":\"10\"",
+        "\"quota_period\":\"week\"", "\"quota_period\":1", NULL
+    };
+    cr_key_record_t *rec;
+    const char *err = NULL;
+    int i;
+
+    rec = cr_key_record_parse(pool, old, strlen(old), &err);
+    ck_assert_msg(rec != NULL, "parse failed: %s", err);
+    ck_assert_int_eq(rec->tpm, CR_KEY_LIMIT_UNSET);
+    ck_assert_int_eq(rec->quota, CR_KEY_LIMIT_UNSET);
+    ck_assert_int_eq(rec->quota_period, CR_QUOTA_UNSET);
+    for (i = 0; bad[i]; i++) {
+        const char *json = apr_psprintf(pool, "{%s,%s", bad[i], old + 1);
+        err = NULL;
+        ck_assert_msg(cr_key_record_parse(pool, json, strlen(json), &err)
+                      == NULL, "accepted %s", bad[i]);
+        ck_assert_ptr_nonnull(err);
+    }
+    ck_assert_int_eq(cr_key_parse_quota_period("month"), CR_QUOTA_MONTH);
+    ck_assert_int_eq(cr_key_parse_quota_period("total"), CR_QUOTA_TOTAL);
+    ck_assert_int_eq(cr_key_parse_quota_period("Day"), -1);
+}
+END_TEST
 
 START_TEST(record_round_trip)
 {
@@ -318,7 +355,8 @@ START_TEST(record_round_trip)
     ck_assert_str_eq(json,
         "{\"id\":\"key_AbCdEfGh01234567\",\"name\":\"ci \\\"bot\\\" "
         "\xe6\xb5\x8b\xe8\xaf\x95\",\"models\":[\"gpt-*\",\"claude-*\"],"
-        "\"rpm\":60,\"created_at\":\"2026-11-27T17:32:41Z\","
+        "\"rpm\":60,\"tpm\":40000,\"quota\":0,\"quota_period\":\"day\","
+        "\"created_at\":\"2026-11-27T17:32:41Z\","
         "\"expires_at\":\"2027-01-01T00:00:00Z\",\"status\":\"active\","
         "\"hint\":\"sk-ab...c66a\"}");
     back = cr_key_record_parse(pool, json, strlen(json), &err);
@@ -329,6 +367,9 @@ START_TEST(record_round_trip)
     ck_assert_str_eq(APR_ARRAY_IDX(back->models, 1, const char *),
                      "claude-*");
     ck_assert_int_eq(back->rpm, 60);
+    ck_assert_int_eq(back->tpm, 40000);
+    ck_assert_int_eq(back->quota, 0);
+    ck_assert_int_eq(back->quota_period, CR_QUOTA_DAY);
     ck_assert(back->created_at == rec->created_at);
     ck_assert(back->expires_at == rec->expires_at);
     ck_assert_int_eq(back->status, CR_KEY_ACTIVE);
@@ -336,10 +377,15 @@ START_TEST(record_round_trip)
 
     /* Unset rpm and no expiry are nulls; revoked round-trips. */
     rec->rpm = CR_KEY_RPM_UNSET;
+    rec->tpm = CR_KEY_LIMIT_UNSET;
+    rec->quota = CR_KEY_LIMIT_UNSET;
+    rec->quota_period = CR_QUOTA_UNSET;
     rec->expires_at = 0;
     rec->status = CR_KEY_REVOKED;
     json = cr_key_record_to_json(pool, rec, 0);
     ck_assert_ptr_nonnull(strstr(json, "\"rpm\":null"));
+    ck_assert_ptr_nonnull(strstr(json, "\"tpm\":null,\"quota\":null,"
+                                       "\"quota_period\":null"));
     ck_assert_ptr_nonnull(strstr(json, "\"expires_at\":null"));
     ck_assert_ptr_nonnull(strstr(json, "\"status\":\"revoked\""));
     back = cr_key_record_parse(pool, json, strlen(json), &err);
@@ -1284,6 +1330,7 @@ int main(void)
     tcase_add_test(tc, key_new_id);
     tcase_add_test(tc, key_hash_vector);
     tcase_add_test(tc, record_round_trip);
+    tcase_add_test(tc, record_token_limits);
     tcase_add_test(tc, record_rejections);
     tcase_add_test(tc, models_parse_and_match);
     tcase_add_test(tc, key_usability);

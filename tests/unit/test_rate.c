@@ -5,10 +5,17 @@
  * clock: GCRA (shared memory store) and the slot grid (memcached/Redis).
  */
 #include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cr_rate.h"
+#include "cr_ratetable.h"
 
 #define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
 #define T0 ((apr_time_t)1764000000 * APR_USEC_PER_SEC)
@@ -310,11 +317,265 @@ START_TEST(test_grid_matches_gcra_from_fresh_bucket)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* The lock-free shm table (cr_ratetable.c)                             */
+/* ------------------------------------------------------------------ */
+
+/* Memory shared with forked children, as apr_shm gives the module. */
+static void *shared(apr_size_t size)
+{
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    ck_assert_ptr_ne(m, MAP_FAILED);
+    return m;
+}
+
+static int table_take_many(cr_ratetable_t *t, const char *id,
+                           apr_int64_t rpm, apr_time_t now, int count)
+{
+    cr_rate_result_t res;
+    int admitted = 0, evicted, i;
+
+    for (i = 0; i < count; i++) {
+        ck_assert_int_eq(cr_ratetable_take(t, id, rpm, now, &res, &evicted),
+                         APR_SUCCESS);
+        admitted += res.allowed;
+    }
+    return admitted;
+}
+
+START_TEST(test_table_matches_gcra)
+{
+    apr_size_t size = cr_ratetable_size(100);
+    cr_ratetable_t *t = cr_ratetable_init(malloc(size), 100, T0);
+    cr_rate_state_t st = {0, 0};
+    cr_rate_result_t a, b;
+    apr_time_t now;
+    int evicted;
+
+    ck_assert_ptr_eq(cr_ratetable_attach(t, 100), t);
+    ck_assert_ptr_null(cr_ratetable_attach(t, 101));
+    /* The same decisions as cr_rate_take under a lock, rpm changes
+     * included (raised, then lowered). */
+    for (now = T0; now < T0 + SEC(400); now += 300000) {
+        apr_int64_t rpm = now < T0 + SEC(100) ? 10
+                          : now < T0 + SEC(200) ? 40 : 7;
+
+        cr_rate_take(&st, rpm, now, &a);
+        ck_assert_int_eq(cr_ratetable_take(t, "key_A", rpm, now, &b,
+                                           &evicted), APR_SUCCESS);
+        ck_assert_int_eq(evicted, 0);
+        ck_assert_int_eq(a.allowed, b.allowed);
+        ck_assert_int_eq(a.remaining, b.remaining);
+        ck_assert_int_eq(a.reset, b.reset);
+        ck_assert_int_eq(a.retry_after, b.retry_after);
+    }
+    free(t);
+}
+END_TEST
+
+START_TEST(test_table_burst_and_keys_apart)
+{
+    apr_size_t size = cr_ratetable_size(1000);
+    cr_ratetable_t *t = cr_ratetable_init(malloc(size), 1000, T0);
+
+    ck_assert_int_eq(table_take_many(t, "key_A", 5, T0, 20), 5);
+    ck_assert_int_eq(table_take_many(t, "key_B", 3, T0, 20), 3);
+    /* A minute later both buckets are full again. */
+    ck_assert_int_eq(table_take_many(t, "key_A", 5, T0 + SEC(60), 20), 5);
+    ck_assert_int_eq(table_take_many(t, "key_B", 3, T0 + SEC(60), 20), 3);
+    ck_assert_int_eq(cr_ratetable_evictions(t), 0);
+    free(t);
+}
+END_TEST
+
+START_TEST(test_table_full_gives_way)
+{
+    apr_size_t size = cr_ratetable_size(4);
+    cr_ratetable_t *t = cr_ratetable_init(malloc(size), 4, T0);
+    char id[32];
+    int i;
+
+    /* 4 entries, 50 keys: every request is decided, keys give way. */
+    for (i = 0; i < 50; i++) {
+        snprintf(id, sizeof(id), "key_%d", i);
+        ck_assert_int_eq(table_take_many(t, id, 2, T0 + i, 3), 2);
+    }
+    ck_assert_int_ge(cr_ratetable_evictions(t), 46);
+    /* The last four keys kept their entries: their buckets are empty. */
+    for (i = 46; i < 50; i++) {
+        snprintf(id, sizeof(id), "key_%d", i);
+        ck_assert_int_eq(table_take_many(t, id, 2, T0 + 100, 1), 0);
+    }
+    free(t);
+}
+END_TEST
+
+#define HAMMER_THREADS 8
+#define HAMMER_TAKES   2000
+#define HAMMER_RPM     5000
+
+typedef struct {
+    cr_ratetable_t *t;
+    int admitted;
+} hammer_arg;
+
+static void *hammer(void *p)
+{
+    hammer_arg *a = p;
+    cr_rate_result_t res;
+    char id[32];
+    int i, evicted;
+
+    for (i = 0; i < HAMMER_TAKES; i++) {
+        if (cr_ratetable_take(a->t, "key_hot", HAMMER_RPM, T0, &res,
+                              &evicted) == APR_SUCCESS) {
+            a->admitted += res.allowed;
+        }
+        /* and other keys around it, some of which give way */
+        snprintf(id, sizeof(id), "key_%d", i % 97);
+        (void)cr_ratetable_take(a->t, id, 1000, T0, &res, &evicted);
+    }
+    return NULL;
+}
+
+START_TEST(test_table_threads_exact)
+{
+    apr_size_t size = cr_ratetable_size(64);
+    cr_ratetable_t *t = cr_ratetable_init(malloc(size), 64, T0);
+    pthread_t th[HAMMER_THREADS];
+    hammer_arg args[HAMMER_THREADS];
+    int i, total = 0;
+
+    for (i = 0; i < HAMMER_THREADS; i++) {
+        args[i].t = t;
+        args[i].admitted = 0;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, hammer, &args[i]), 0);
+    }
+    for (i = 0; i < HAMMER_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        total += args[i].admitted;
+    }
+    /* 16,000 requests at one instant against a bucket of 5000; the hot
+     * key may have given way to the others (64 entries, 98 keys), which
+     * restarts it full: at least 5000, a multiple of whole buckets. */
+    ck_assert_int_ge(total, HAMMER_RPM);
+    free(t);
+}
+END_TEST
+
+START_TEST(test_table_threads_exact_one_key)
+{
+    apr_size_t size = cr_ratetable_size(1000);
+    cr_ratetable_t *t = cr_ratetable_init(malloc(size), 1000, T0);
+    pthread_t th[HAMMER_THREADS];
+    hammer_arg args[HAMMER_THREADS];
+    int i, total = 0;
+
+    for (i = 0; i < HAMMER_THREADS; i++) {
+        args[i].t = t;
+        args[i].admitted = 0;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, hammer, &args[i]), 0);
+    }
+    for (i = 0; i < HAMMER_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        total += args[i].admitted;
+    }
+    /* Room for every key: the hot key's bucket admits exactly 5000. */
+    ck_assert_int_eq(cr_ratetable_evictions(t), 0);
+    ck_assert_int_eq(total, HAMMER_RPM);
+    free(t);
+}
+END_TEST
+
+#define PROCS 4
+
+/* Children take from one key at one instant; the admissions they count
+ * in shared memory add up to exactly the bucket. */
+START_TEST(test_table_processes_exact)
+{
+    apr_size_t size = cr_ratetable_size(1000);
+    cr_ratetable_t *t = cr_ratetable_init(shared(size), 1000, T0);
+    int *counts = shared(PROCS * sizeof(int));
+    pid_t pids[PROCS];
+    int i, total = 0, status;
+
+    for (i = 0; i < PROCS; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            counts[i] = table_take_many(t, "key_hot", 3000, T0, 3000);
+            _exit(0);
+        }
+    }
+    for (i = 0; i < PROCS; i++) {
+        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        total += counts[i];
+    }
+    ck_assert_int_eq(total, 3000);
+    ck_assert_int_eq(table_take_many(t, "key_hot", 3000, T0, 10), 0);
+}
+END_TEST
+
+/* Children killed with SIGKILL in the middle of their decisions (and of
+ * claiming and taking over entries) leave a table that works, and is
+ * exact, for everyone else. */
+START_TEST(test_table_survives_sigkill)
+{
+    apr_size_t size = cr_ratetable_size(48);
+    cr_ratetable_t *t = cr_ratetable_init(shared(size), 48, T0);
+    int round, i, status;
+
+    for (round = 0; round < 20; round++) {
+        pid_t pids[PROCS];
+
+        for (i = 0; i < PROCS; i++) {
+            pids[i] = fork();
+            ck_assert_int_ge(pids[i], 0);
+            if (pids[i] == 0) {
+                cr_rate_result_t res;
+                char id[32];
+                int k, evicted;
+
+                for (k = 0;; k++) {
+                    snprintf(id, sizeof(id), "key_%d", (k * 7 + i) % 150);
+                    (void)cr_ratetable_take(t, id, 100, T0 + k, &res,
+                                            &evicted);
+                    (void)cr_ratetable_take(t, "key_hot", 100, T0, &res,
+                                            &evicted);
+                }
+            }
+        }
+        usleep(2000 + (unsigned)(round * 700));
+        for (i = 0; i < PROCS; i++) {
+            kill(pids[i], SIGKILL);
+            ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+            ck_assert(WIFSIGNALED(status));
+        }
+    }
+    /* An hour later every bucket is full: a burst admits exactly N, for
+     * the hot key and for a key never seen. */
+    ck_assert_int_eq(table_take_many(t, "key_hot", 100, T0 + SEC(3600),
+                                     300), 100);
+    ck_assert_int_eq(table_take_many(t, "key_new", 7, T0 + SEC(3600), 30),
+                     7);
+    for (i = 0; i < 150; i += 10) {
+        char id[32];
+
+        snprintf(id, sizeof(id), "key_%d", i);
+        ck_assert_int_eq(table_take_many(t, id, 3, T0 + SEC(7200), 10), 3);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("rate");
     TCase *gcra = tcase_create("gcra");
     TCase *grid = tcase_create("grid");
+    TCase *table = tcase_create("table");
     SRunner *sr;
     int failed;
 
@@ -333,6 +594,15 @@ int main(void)
     tcase_add_test(grid, test_grid_burst_and_refill);
     tcase_add_test(grid, test_grid_matches_gcra_from_fresh_bucket);
     suite_add_tcase(s, grid);
+    tcase_add_test(table, test_table_matches_gcra);
+    tcase_add_test(table, test_table_burst_and_keys_apart);
+    tcase_add_test(table, test_table_full_gives_way);
+    tcase_add_test(table, test_table_threads_exact);
+    tcase_add_test(table, test_table_threads_exact_one_key);
+    tcase_add_test(table, test_table_processes_exact);
+    tcase_add_test(table, test_table_survives_sigkill);
+    tcase_set_timeout(table, 60);
+    suite_add_tcase(s, table);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

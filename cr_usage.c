@@ -1,0 +1,521 @@
+/* Licensed under the Apache License, Version 2.0. */
+
+/*
+ * cr_usage.c: the usage scanner of cr_usage.h.  Two small state machines:
+ * the server-sent events lines (field name, data, blank line) and, under
+ * it, a JSON lexer that follows only the structure (depth, object or array,
+ * the current member name) and reads the numbers of a usage object.  No
+ * byte of the response is kept beyond the first CR_USAGE_KEY_MAX of a
+ * member name.
+ */
+
+#include <string.h>
+#include <strings.h>
+
+#include "cr_usage.h"
+
+/* JSON lexer states. */
+enum {
+    LX_NORMAL = 0,      /* between tokens */
+    LX_KEY,             /* in a member name */
+    LX_KEY_ESC,         /* ... after a backslash */
+    LX_STR,             /* in a string value */
+    LX_STR_ESC,         /* ... after a backslash */
+    LX_NUMBER           /* in the number of a usage field */
+};
+
+/* Server-sent events line states. */
+enum {
+    SSE_LINE_START = 0,
+    SSE_NAME,           /* the field name */
+    SSE_DATA_SPACE,     /* after "data:", an optional space */
+    SSE_DATA,           /* a data line's value */
+    SSE_SKIP,           /* another field, or a comment */
+    SSE_CR,             /* after the CR that ended a line: LF may follow */
+    SSE_BLANK_CR        /* after the CR of a blank line: LF may follow */
+};
+
+/* Kinds of the level-1 member that holds a level-2 object. */
+enum {
+    TOP_OTHER = 0,
+    TOP_MESSAGE,        /* Anthropic message_start */
+    TOP_RESPONSE        /* the Responses API's events */
+};
+
+/* Longest count read (digits). */
+#define NUM_MAX_DIGITS 15
+
+/* The number of a name in the usage object, -1 for any other. */
+static int usage_field(const cr_usage_t *u)
+{
+    static const struct {
+        const char *name;
+        int field;
+    } names[] = {
+        { "prompt_tokens", CR_USAGE_F_INPUT },
+        { "input_tokens", CR_USAGE_F_INPUT },
+        { "completion_tokens", CR_USAGE_F_OUTPUT },
+        { "output_tokens", CR_USAGE_F_OUTPUT },
+        { "cache_creation_input_tokens", CR_USAGE_F_CACHE_CREATION },
+        { "cache_read_input_tokens", CR_USAGE_F_CACHE_READ },
+    };
+    size_t i;
+
+    if (u->key_len <= 0) {
+        return -1;
+    }
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if ((size_t)u->key_len == strlen(names[i].name)
+            && memcmp(u->key, names[i].name, (size_t)u->key_len) == 0) {
+            return names[i].field;
+        }
+    }
+    return -1;
+}
+
+static int key_is(const cr_usage_t *u, const char *name)
+{
+    size_t n = strlen(name);
+
+    return u->key_len >= 0 && (size_t)u->key_len == n
+           && memcmp(u->key, name, n) == 0;
+}
+
+/* The JSON state at the start of a document. */
+static void json_reset(cr_usage_t *u)
+{
+    u->depth = 0;
+    u->objbits = 0;
+    u->lex = LX_NORMAL;
+    u->expect_key = 0;
+    u->key_len = -1;
+    u->top_key = TOP_OTHER;
+    u->usage_depth = 0;
+    u->field_idx = -1;
+    u->num_len = 0;
+    u->num = 0;
+    u->choices = 0;
+}
+
+void cr_usage_init(cr_usage_t *u, cr_usage_format_e format, int signals)
+{
+    memset(u, 0, sizeof(*u));
+    u->format = format;
+    u->signals = signals;
+    u->sse = SSE_LINE_START;
+    json_reset(u);
+}
+
+cr_usage_format_e cr_usage_format_for(const char *content_type)
+{
+    static const char sse[] = "text/event-stream";
+    const char *p = content_type;
+
+    if (!p) {
+        return CR_USAGE_JSON;
+    }
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    if (strncasecmp(p, sse, sizeof(sse) - 1) == 0) {
+        p += sizeof(sse) - 1;
+        if (*p == '\0' || *p == ';' || *p == ' ' || *p == '\t') {
+            return CR_USAGE_SSE;
+        }
+    }
+    return CR_USAGE_JSON;
+}
+
+/* Is level d (1-based, d <= CR_USAGE_DEPTH_BITS) an object? */
+static int level_is_object(const cr_usage_t *u, unsigned int d)
+{
+    return d >= 1 && d <= CR_USAGE_DEPTH_BITS
+           && ((u->objbits >> (d - 1)) & 1);
+}
+
+/* A value begins at the current depth, with the current member name;
+ * c is its first byte. */
+static void value_start(cr_usage_t *u, char c)
+{
+    if (u->usage_depth && u->depth == u->usage_depth) {
+        u->field_idx = (c >= '0' && c <= '9') || c == '-'
+                       ? usage_field(u) : -1;
+    }
+    if (u->depth == 1) {
+        if (c == '{' && key_is(u, "usage")) {
+            u->usage_depth = 2;
+        }
+        else if (c == '[' && key_is(u, "choices")) {
+            u->choices = 1;
+        }
+        u->top_key = TOP_OTHER;
+        if (c == '{') {
+            if (key_is(u, "message")) {
+                u->top_key = TOP_MESSAGE;
+            }
+            else if (key_is(u, "response")) {
+                u->top_key = TOP_RESPONSE;
+            }
+        }
+    }
+    else if (u->depth == 2 && c == '{' && u->top_key != TOP_OTHER
+             && !u->usage_depth && level_is_object(u, 2)
+             && key_is(u, "usage")) {
+        u->usage_depth = 3;
+    }
+    if (u->usage_depth && u->depth + 1 == u->usage_depth && c == '{') {
+        int i;
+        for (i = 0; i < CR_USAGE_F__COUNT; i++) {
+            u->pending_set[i] = 0;
+        }
+    }
+}
+
+static void push(cr_usage_t *u, int is_object)
+{
+    u->depth++;
+    if (u->depth <= CR_USAGE_DEPTH_BITS) {
+        apr_uint64_t bit = (apr_uint64_t)1 << (u->depth - 1);
+        if (is_object) {
+            u->objbits |= bit;
+        }
+        else {
+            u->objbits &= ~bit;
+        }
+    }
+    u->expect_key = is_object;
+    u->key_len = -1;
+}
+
+static void pop(cr_usage_t *u)
+{
+    if (u->depth == 0) {
+        return;                 /* not JSON; nothing to follow */
+    }
+    if (u->usage_depth && u->depth == u->usage_depth) {
+        int i, any = 0;
+        for (i = 0; i < CR_USAGE_F__COUNT; i++) {
+            if (u->pending_set[i]) {
+                u->field[i] = u->pending[i];
+                u->field_set[i] = 1;
+                any = 1;
+            }
+        }
+        if (any) {
+            u->seen = 1;
+            u->event_usage = 1;
+        }
+        u->usage_depth = 0;
+    }
+    u->depth--;
+    u->expect_key = 0;
+    u->key_len = -1;
+    u->field_idx = -1;
+}
+
+/* The end of a usage field's number. */
+static void number_end(cr_usage_t *u)
+{
+    if (u->num_len > 0 && u->field_idx >= 0) {
+        u->pending[u->field_idx] = u->num;
+        u->pending_set[u->field_idx] = 1;
+    }
+    u->field_idx = -1;
+    u->lex = LX_NORMAL;
+}
+
+/* One byte of JSON.  Returns 1 when the current event has just shown a
+ * non-empty "choices". */
+static int json_byte(cr_usage_t *u, char c)
+{
+    int keep = 0;
+
+    switch (u->lex) {
+    case LX_KEY:
+        if (c == '"') {
+            u->lex = LX_NORMAL;
+            u->expect_key = 0;
+        }
+        else if (c == '\\') {
+            u->key_len = -1;    /* an escaped name matches no name here */
+            u->lex = LX_KEY_ESC;
+        }
+        else if (u->key_len >= 0) {
+            if (u->key_len < CR_USAGE_KEY_MAX) {
+                u->key[u->key_len++] = c;
+            }
+            else {
+                u->key_len = -1;
+            }
+        }
+        return 0;
+    case LX_KEY_ESC:
+        u->lex = LX_KEY;
+        return 0;
+    case LX_STR:
+        if (c == '"') {
+            u->lex = LX_NORMAL;
+        }
+        else if (c == '\\') {
+            u->lex = LX_STR_ESC;
+        }
+        return 0;
+    case LX_STR_ESC:
+        u->lex = LX_STR;
+        return 0;
+    case LX_NUMBER:
+        if (c >= '0' && c <= '9') {
+            if (u->num_len >= 0) {
+                if (u->num_len >= NUM_MAX_DIGITS) {
+                    u->num_len = -1;
+                }
+                else {
+                    u->num = u->num * 10 + (c - '0');
+                    u->num_len++;
+                }
+            }
+            return 0;
+        }
+        if (c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
+            u->num_len = -1;
+            return 0;
+        }
+        number_end(u);
+        break;                  /* c itself is read below */
+    default:
+        break;
+    }
+
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+        return 0;
+    }
+    if (u->choices == 1) {
+        if (c == ']') {
+            u->event_choices_empty = 1;
+        }
+        else {
+            keep = 1;
+        }
+        u->choices = 0;
+    }
+    switch (c) {
+    case '"':
+        if (u->expect_key && level_is_object(u, u->depth)) {
+            u->key_len = 0;
+            u->lex = LX_KEY;
+        }
+        else {
+            value_start(u, c);
+            u->lex = LX_STR;
+        }
+        break;
+    case ':':
+        u->expect_key = 0;
+        break;
+    case ',':
+        if (level_is_object(u, u->depth)) {
+            u->expect_key = 1;
+        }
+        u->key_len = -1;
+        u->field_idx = -1;
+        break;
+    case '{':
+        value_start(u, c);
+        push(u, 1);
+        break;
+    case '[':
+        value_start(u, c);
+        push(u, 0);
+        break;
+    case '}':
+    case ']':
+        pop(u);
+        break;
+    default:
+        /* A number or a literal; only a usage field's number is read. */
+        if (!u->expect_key && u->usage_depth && u->depth == u->usage_depth
+            && (c == '-' || (c >= '0' && c <= '9'))) {
+            value_start(u, c);
+            if (u->field_idx >= 0) {
+                u->lex = LX_NUMBER;
+                u->num = 0;
+                u->num_len = 0;
+                if (c == '-') {
+                    u->num_len = -1;
+                }
+                else {
+                    u->num = c - '0';
+                    u->num_len = 1;
+                }
+            }
+        }
+        break;
+    }
+    return keep;
+}
+
+/* The end of an event (its blank line). */
+static void event_end(cr_usage_t *u)
+{
+    if (u->lex == LX_NUMBER) {
+        number_end(u);
+    }
+    u->in_event = 0;
+    json_reset(u);
+}
+
+apr_size_t cr_usage_feed(cr_usage_t *u, const char *data, apr_size_t len,
+                         cr_usage_signal_e *signal)
+{
+    cr_usage_signal_e unused;
+    apr_size_t i;
+
+    if (!signal) {
+        signal = &unused;
+    }
+    *signal = CR_USAGE_SIG_NONE;
+    if (u->format == CR_USAGE_JSON) {
+        for (i = 0; i < len; i++) {
+            (void)json_byte(u, data[i]);
+        }
+        return len;
+    }
+
+    for (i = 0; i < len; i++) {
+        char c = data[i];
+
+        switch (u->sse) {
+        case SSE_BLANK_CR:
+            u->sse = SSE_LINE_START;
+            if (c == '\n') {
+                if (u->signals) {
+                    *signal = CR_USAGE_SIG_EVENT_END;
+                    return i + 1;
+                }
+                continue;
+            }
+            if (u->signals) {
+                *signal = CR_USAGE_SIG_EVENT_END;
+                return i;
+            }
+            break;              /* c starts a line */
+        case SSE_CR:
+            u->sse = SSE_LINE_START;
+            if (c == '\n') {
+                continue;
+            }
+            break;
+        default:
+            break;
+        }
+
+        switch (u->sse) {
+        case SSE_LINE_START:
+            if (c == '\n' || c == '\r') {
+                if (!u->in_event) {
+                    if (c == '\r') {
+                        u->sse = SSE_CR;
+                    }
+                    continue;   /* a blank line between events */
+                }
+                event_end(u);
+                if (c == '\r') {
+                    u->sse = SSE_BLANK_CR;
+                    continue;
+                }
+                if (u->signals) {
+                    *signal = CR_USAGE_SIG_EVENT_END;
+                    return i + 1;
+                }
+                continue;
+            }
+            if (!u->in_event) {
+                if (u->signals && !u->start_signalled) {
+                    /* Say so once, before the event's first byte. */
+                    u->start_signalled = 1;
+                    *signal = CR_USAGE_SIG_EVENT_START;
+                    return i;
+                }
+                u->start_signalled = 0;
+                u->in_event = 1;
+                u->event_usage = 0;
+                u->event_choices_empty = 0;
+                json_reset(u);
+            }
+            u->sse = SSE_NAME;
+            u->name_len = 0;
+            /* fall through */
+        case SSE_NAME:
+            if (c == ':') {
+                u->sse = u->name_len == 4 && memcmp(u->name, "data", 4) == 0
+                         ? SSE_DATA_SPACE : SSE_SKIP;
+            }
+            else if (c == '\n' || c == '\r') {
+                if (u->name_len == 4 && memcmp(u->name, "data", 4) == 0) {
+                    (void)json_byte(u, '\n');
+                }
+                u->sse = c == '\r' ? SSE_CR : SSE_LINE_START;
+            }
+            else if (u->name_len < (int)sizeof(u->name)) {
+                u->name[u->name_len++] = c;
+            }
+            else {
+                u->sse = SSE_SKIP;
+            }
+            break;
+        case SSE_DATA_SPACE:
+            u->sse = SSE_DATA;
+            if (c == ' ') {
+                break;
+            }
+            /* fall through */
+        case SSE_DATA:
+            if (c == '\n' || c == '\r') {
+                (void)json_byte(u, '\n');
+                u->sse = c == '\r' ? SSE_CR : SSE_LINE_START;
+            }
+            else if (json_byte(u, c) && u->signals) {
+                *signal = CR_USAGE_SIG_KEEP;
+                return i + 1;
+            }
+            break;
+        case SSE_SKIP:
+        default:
+            if (c == '\n' || c == '\r') {
+                u->sse = c == '\r' ? SSE_CR : SSE_LINE_START;
+            }
+            break;
+        }
+    }
+    return len;
+}
+
+int cr_usage_event_is_usage_only(const cr_usage_t *u)
+{
+    return u->event_choices_empty && u->event_usage;
+}
+
+int cr_usage_result(const cr_usage_t *u, apr_int64_t *input,
+                    apr_int64_t *output)
+{
+    apr_int64_t in = 0, out = 0;
+
+    if (!u->seen) {
+        return 0;
+    }
+    if (u->field_set[CR_USAGE_F_INPUT]) {
+        in = u->field[CR_USAGE_F_INPUT];
+    }
+    if (u->field_set[CR_USAGE_F_CACHE_CREATION]) {
+        in += u->field[CR_USAGE_F_CACHE_CREATION];
+    }
+    if (u->field_set[CR_USAGE_F_CACHE_READ]) {
+        in += u->field[CR_USAGE_F_CACHE_READ];
+    }
+    if (u->field_set[CR_USAGE_F_OUTPUT]) {
+        out = u->field[CR_USAGE_F_OUTPUT];
+    }
+    *input = in;
+    *output = out;
+    return 1;
+}
