@@ -56,11 +56,9 @@ void cr_request_set_rate_headers(request_rec *r, cr_request_ctx *ctx,
 
     if (ctx->protocol == CR_PROTO_ANTHROPIC) {
         apr_table_setn(h, "anthropic-ratelimit-requests-limit",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->limit));
+                       apr_off_t_toa(r->pool, (apr_off_t)res->limit));
         apr_table_setn(h, "anthropic-ratelimit-requests-remaining",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->remaining));
+                       apr_off_t_toa(r->pool, (apr_off_t)res->remaining));
         apr_table_setn(h, "anthropic-ratelimit-requests-reset",
                        cr_time_format_rfc3339(r->pool, apr_time_now()
                                               + res->reset
@@ -68,11 +66,9 @@ void cr_request_set_rate_headers(request_rec *r, cr_request_ctx *ctx,
     }
     else {
         apr_table_setn(h, "x-ratelimit-limit-requests",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->limit));
+                       apr_off_t_toa(r->pool, (apr_off_t)res->limit));
         apr_table_setn(h, "x-ratelimit-remaining-requests",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->remaining));
+                       apr_off_t_toa(r->pool, (apr_off_t)res->remaining));
         apr_table_setn(h, "x-ratelimit-reset-requests",
                        cr_time_format_duration(r->pool, res->reset));
     }
