@@ -10,6 +10,7 @@
 #include "cr_keystore.h"
 #include "cr_keycache.h"
 #include "cr_store.h"
+#include "cr_cred.h"
 
 typedef struct {
     const char *spec;          /* "TYPE:PATH" */
@@ -205,4 +206,50 @@ const char *cr_keystore_not_found_message(apr_pool_t *p, const char *id)
            ? apr_psprintf(p, "no key with id %s", id)
            : "no key with that id (ids look like key_ and 16 letters or "
              "digits)";
+}
+
+void cr_keystore_apply_changes(cr_key_record_t *r,
+                               const cr_key_record_t *changes)
+{
+    if (changes->name != NULL) {
+        r->name = changes->name;
+    }
+    if (changes->models != NULL) {
+        r->models = changes->models;
+    }
+    if (changes->rpm != CR_STORE_RPM_KEEP) {
+        r->rpm = changes->rpm;
+    }
+    if (changes->tpm != CR_STORE_RPM_KEEP) {
+        r->tpm = changes->tpm;
+    }
+    if (changes->quota != CR_STORE_RPM_KEEP) {
+        r->quota = changes->quota;
+    }
+    if ((int)changes->quota_period != CR_STORE_PERIOD_KEEP) {
+        r->quota_period = changes->quota_period;
+    }
+    if (changes->expires_at != CR_STORE_EXPIRES_KEEP) {
+        r->expires_at = changes->expires_at;
+    }
+}
+
+cr_key_record_t *cr_keystore_new_record(apr_pool_t *p,
+                                        const cr_key_record_t *tmpl,
+                                        const char *id, const char *key)
+{
+    cr_key_record_t *r = apr_pcalloc(p, sizeof(*r));
+
+    r->id = id;
+    r->name = tmpl->name ? tmpl->name : "";
+    r->models = tmpl->models;
+    r->rpm = tmpl->rpm;
+    r->tpm = tmpl->tpm;
+    r->quota = tmpl->quota;
+    r->quota_period = tmpl->quota_period;
+    r->created_at = apr_time_from_sec(apr_time_sec(apr_time_now()));
+    r->expires_at = tmpl->expires_at;
+    r->status = CR_KEY_ACTIVE;
+    r->hint = cr_cred_mask(p, key);
+    return r;
 }

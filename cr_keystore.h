@@ -94,6 +94,15 @@ apr_status_t cr_keystore_revoke(cr_keystore_t *ks, void *req, apr_pool_t *p,
                                 const char *id, cr_key_record_t **rec,
                                 const char **err);
 
+/* Shared by the backends: the fields of changes that are set (see
+ * cr_store_update_key) replace rec's; a new active record from a create's
+ * template, its id and its key. */
+void cr_keystore_apply_changes(cr_key_record_t *rec,
+                               const cr_key_record_t *changes);
+cr_key_record_t *cr_keystore_new_record(apr_pool_t *p,
+                                        const cr_key_record_t *tmpl,
+                                        const char *id, const char *key);
+
 /* The message of a get that found no record for id. */
 const char *cr_keystore_not_found_message(apr_pool_t *p, const char *id);
 
