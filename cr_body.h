@@ -24,9 +24,19 @@ typedef enum {
 
 typedef struct {
     const char *model;     /* set on CR_BODY_OK */
-    int stream;            /* "stream": true */
+    int stream;            /* top-level "stream" is true */
     const char *detail;    /* on failure: why, for the error message (no body
                             * content beyond a position is quoted) */
+    /* Byte offsets into the body as received (set on CR_BODY_OK; only the
+     * top-level members count). */
+    apr_off_t object_end;          /* offset of the top-level object's '}' */
+    int stream_options;            /* 0 absent, 1 object, 2 null, 3 other type */
+    apr_off_t stream_options_start;/* its value: first byte ... */
+    apr_off_t stream_options_end;  /* ... one past its last byte */
+    int include_usage;             /* in stream_options: 0 absent, 1 true,
+                                    * 2 false, 3 other value */
+    apr_off_t include_usage_start; /* that member's value span */
+    apr_off_t include_usage_end;
 } cr_body_info_t;
 
 /* Longest "model" accepted (longer is CR_BODY_MODEL_NOT_STRING). */

@@ -284,6 +284,11 @@ static int clawdrouter_fixups(request_rec *r)
         return rc;
     }
 
+    /* A streamed chat that does not ask for usage is made to. */
+    if (cr_usage_prepare_request(r, ctx, body) != APR_SUCCESS) {
+        return cr_request_send_error(r, ctx, CR_ERR_INTERNAL, NULL);
+    }
+
     /* Step 7: hand over to mod_proxy, as mod_rewrite's [P] does. */
     ap_add_input_filter_handle(body_replay_filter_handle, body, r,
                                r->connection);

@@ -246,5 +246,14 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
     }
     ctx->model = info.model;
     apr_table_setn(r->subprocess_env, CR_ENV_MODEL, info.model);
+    /* Where the body asks for usage (mod_clawdrouter_usage.c). */
+    ctx->stream = info.stream;
+    ctx->usage_request.object_end = info.object_end;
+    ctx->usage_request.stream_options = info.stream_options;
+    ctx->usage_request.stream_options_start = info.stream_options_start;
+    ctx->usage_request.stream_options_end = info.stream_options_end;
+    ctx->usage_request.include_usage = info.include_usage;
+    ctx->usage_request.include_usage_start = info.include_usage_start;
+    ctx->usage_request.include_usage_end = info.include_usage_end;
     return OK;
 }

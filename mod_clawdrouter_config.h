@@ -27,6 +27,7 @@
 #define CR_DIR_KEY_CACHE      "ClawdRouterKeyCache"
 #define CR_DIR_DEFAULT_TPM    "ClawdRouterDefaultTPM"
 #define CR_DIR_STATE_FILE     "ClawdRouterStateFile"
+#define CR_DIR_STREAM_USAGE   "ClawdRouterStreamUsage"
 
 #define CR_DEFAULT_MAX_BODY ((apr_off_t)32 * 1024 * 1024)
 
@@ -69,6 +70,7 @@ typedef struct {
     apr_off_t max_body;
     int max_body_set;
     const char *location;             /* the enabling <Location>'s path */
+    int stream_usage;                 /* -1 unset (On), 0 Off, 1 On */
 } cr_dir_conf;
 
 /* The module's slots of AP_DECLARE_MODULE. */
