@@ -62,7 +62,7 @@ typedef struct {
     /* Key record cache: size from the main server; the cache itself is
      * made per child and per key store (child_init). */
     int key_cache_entries;            /* -1 unset */
-    struct cr_keycache_t *key_cache;  /* NULL before child_init */
+    struct cr_keystore_t *keystore;   /* NULL before child_init */
 } cr_server_conf;
 
 typedef struct {
