@@ -57,6 +57,11 @@
 #define CR_FILTER_HEADERS     "CLAWDROUTER_HEADERS"
 #define CR_FILTER_ERROR       "CLAWDROUTER_ERROR"
 
+/* The filters' handles from registration: adding a filter by handle skips
+ * the lookup of its name on every request. */
+static ap_filter_rec_t *body_replay_filter_handle;
+static ap_filter_rec_t *headers_filter_handle;
+
 /* ------------------------------------------------------------------ */
 /* The gateway                                                         */
 /* ------------------------------------------------------------------ */
@@ -286,7 +291,8 @@ static int clawdrouter_fixups(request_rec *r)
     }
 
     /* Step 7: hand over to mod_proxy, as mod_rewrite's [P] does. */
-    ap_add_input_filter(CR_FILTER_BODY_REPLAY, body, r, r->connection);
+    ap_add_input_filter_handle(body_replay_filter_handle, body, r,
+                               r->connection);
     apr_table_setn(r->headers_in, "Request-Id", ctx->request_id);
     apr_table_setn(r->headers_in, "X-Request-Id", ctx->request_id);
     r->filename = apr_pstrcat(r->pool, "proxy:",
@@ -632,7 +638,8 @@ static void clawdrouter_insert_filter(request_rec *r)
     cr_request_ctx *ctx = cr_ctx_get(r);
 
     if (ctx && ctx->forwarded) {
-        ap_add_output_filter(CR_FILTER_HEADERS, NULL, r, r->connection);
+        ap_add_output_filter_handle(headers_filter_handle, NULL, r,
+                                    r->connection);
         cr_usage_insert_filter(r, ctx);
     }
 }
@@ -816,11 +823,13 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_log_transaction(clawdrouter_log_transaction, NULL, NULL,
                             APR_HOOK_REALLY_FIRST);
 
-    ap_register_input_filter(CR_FILTER_BODY_REPLAY, cr_body_replay_filter, NULL,
-                             AP_FTYPE_RESOURCE);
+    body_replay_filter_handle =
+        ap_register_input_filter(CR_FILTER_BODY_REPLAY, cr_body_replay_filter,
+                                 NULL, AP_FTYPE_RESOURCE);
     cr_usage_register_filter();
-    ap_register_output_filter(CR_FILTER_HEADERS, headers_out_filter, NULL,
-                              AP_FTYPE_CONTENT_SET);
+    headers_filter_handle =
+        ap_register_output_filter(CR_FILTER_HEADERS, headers_out_filter,
+                                  NULL, AP_FTYPE_CONTENT_SET);
     ap_register_output_filter(CR_FILTER_ERROR, error_json_filter, NULL,
                               AP_FTYPE_CONTENT_SET);
 }
