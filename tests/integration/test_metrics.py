@@ -306,3 +306,16 @@ def test_prometheus_scrapes_the_gateway(gw):
             proc.kill()
         log.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_grafana_dashboard_queries_the_metrics():
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "conf", "grafana-dashboard.json")
+    with open(path) as f:
+        dash = json.load(f)
+    exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+    for family in ("clawdrouter_requests_total", "clawdrouter_tokens_total",
+                   "clawdrouter_refusals_total",
+                   "clawdrouter_upstream_seconds_bucket"):
+        assert family in exprs
+    assert "histogram_quantile" in exprs
