@@ -24,6 +24,7 @@
 #include "cr_config.h"
 #include "cr_key.h"
 #include "cr_store.h"
+#include "cr_keystore.h"
 #include "cr_time.h"
 #include "cr_json.h"
 
@@ -38,6 +39,7 @@
 
 typedef struct {
     const char *store;
+    cr_keystore_t *ks;
     const char *command;
     const char *id;
     const char *name;
@@ -483,7 +485,7 @@ static int cmd_create(apr_pool_t *p, const cli_args *a)
     if (tmpl.models == NULL) {
         tmpl.models = cr_key_parse_models(p, "*");
     }
-    if (cr_store_create_key(p, a->store, &tmpl, &key, &rec, &err)
+    if (cr_keystore_create(a->ks, NULL, p, &tmpl, &key, &rec, &err)
         != APR_SUCCESS) {
         return fail(EXIT_FAIL, "%s", err ? err : "cannot create a key");
     }
@@ -505,25 +507,12 @@ static int cmd_create(apr_pool_t *p, const cli_args *a)
     return EXIT_OK;
 }
 
-/* Open the store for reading; on failure, the exit status. */
-static int open_reader(apr_pool_t *p, const cli_args *a, cr_store_t **store)
-{
-    char buf[512];
-
-    if (cr_store_open(p, a->store, 0, store, buf, sizeof(buf))
-        != APR_SUCCESS) {
-        return fail(EXIT_FAIL, "%s", buf);
-    }
-    return -1;
-}
-
 static int cmd_list(apr_pool_t *p, const cli_args *a)
 {
     apr_array_header_t *recs;
-    cr_store_t *store;
-    apr_status_t rv;
+    const char *err = NULL;
     apr_time_t now = apr_time_now();
-    int status, i, c;
+    int i, c;
     /* Columns: id, name, status, models, rpm, created, expires. */
     enum { NCOL = 7 };
     static const char *const heads[NCOL] = {
@@ -532,16 +521,9 @@ static int cmd_list(apr_pool_t *p, const cli_args *a)
     int width[NCOL];
     const char ***rows;
 
-    if ((status = open_reader(p, a, &store)) >= 0) {
-        return status;
+    if (cr_keystore_list(a->ks, NULL, p, &recs, &err) != APR_SUCCESS) {
+        return fail(EXIT_FAIL, "%s", err ? err : "cannot list the store");
     }
-    rv = cr_store_list(store, p, &recs);
-    if (rv != APR_SUCCESS) {
-        status = fail(EXIT_FAIL, "%s", cr_store_last_error(store));
-        cr_store_close(store);
-        return status;
-    }
-    cr_store_close(store);
 
     if (a->json) {
         fputc('[', stdout);
@@ -596,26 +578,10 @@ static int cmd_list(apr_pool_t *p, const cli_args *a)
 static int cmd_show(apr_pool_t *p, const cli_args *a)
 {
     cr_key_record_t *rec;
-    cr_store_t *store;
-    apr_status_t rv;
-    int status;
+    const char *err = NULL;
 
-    if ((status = open_reader(p, a, &store)) >= 0) {
-        return status;
-    }
-    rv = cr_store_fetch_by_id(store, p, a->id, &rec, NULL);
-    if (rv == APR_NOTFOUND) {
-        status = cr_key_id_wellformed(a->id)
-                 ? fail(EXIT_FAIL, "no key with id %s", a->id)
-                 : fail(EXIT_FAIL, "no key with that id (ids look like key_ "
-                        "and 16 letters or digits)");
-    }
-    else if (rv != APR_SUCCESS) {
-        status = fail(EXIT_FAIL, "%s", cr_store_last_error(store));
-    }
-    cr_store_close(store);
-    if (rv != APR_SUCCESS) {
-        return status;
+    if (cr_keystore_get(a->ks, NULL, p, a->id, &rec, &err) != APR_SUCCESS) {
+        return fail(EXIT_FAIL, "%s", err ? err : "cannot read the key");
     }
     return print_record(p, rec, a->json);
 }
@@ -636,7 +602,7 @@ static int cmd_update(apr_pool_t *p, const cli_args *a)
                     "--models, --rpm, --tpm, --quota, --quota-period, "
                     "--expires");
     }
-    if (cr_store_update_key(p, a->store, a->id, &changes, &rec, &err)
+    if (cr_keystore_update(a->ks, NULL, p, a->id, &changes, &rec, &err)
         != APR_SUCCESS) {
         return fail(EXIT_FAIL, "%s", err ? err : "cannot update the key");
     }
@@ -648,7 +614,7 @@ static int cmd_revoke(apr_pool_t *p, const cli_args *a)
     cr_key_record_t *rec;
     const char *err = NULL;
 
-    if (cr_store_revoke_key(p, a->store, a->id, &rec, &err) != APR_SUCCESS) {
+    if (cr_keystore_revoke(a->ks, NULL, p, a->id, &rec, &err) != APR_SUCCESS) {
         return fail(EXIT_FAIL, "%s", err ? err : "cannot revoke the key");
     }
     if (a->json) {
@@ -676,6 +642,11 @@ int main(int argc, const char *const *argv)
 
     memset(&args, 0, sizeof(args));
     status = parse_args(pool, argc, argv, &args);
+    if (status < 0
+        && cr_keystore_dbm_create(pool, args.store, 0, 0, &args.ks)
+           != APR_SUCCESS) {
+        status = fail(EXIT_FAIL, "cannot use the key store");
+    }
     if (status < 0) {
         if (strcmp(args.command, "create") == 0) {
             status = cmd_create(pool, &args);

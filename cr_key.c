@@ -63,6 +63,30 @@ apr_status_t cr_key_new_id(apr_pool_t *p, const char **id)
     return random_base62(p, CR_KEY_ID_PREFIX, CR_KEY_ID_CHARS, id);
 }
 
+/* SHA-256, fetched from the provider once per process: EVP_sha256()
+ * makes EVP_Digest fetch it again on every call (about a third of the
+ * hash's cost on a key).  A thread that loses the race to store it frees
+ * its own. */
+static const EVP_MD *sha256(void)
+{
+    static EVP_MD *cached;
+    EVP_MD *md = __atomic_load_n(&cached, __ATOMIC_ACQUIRE), *expect = NULL;
+
+    if (md) {
+        return md;
+    }
+    md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!md) {
+        return EVP_sha256();
+    }
+    if (!__atomic_compare_exchange_n(&cached, &expect, md, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        EVP_MD_free(md);
+        md = expect;
+    }
+    return md;
+}
+
 const char *cr_key_hash(apr_pool_t *p, const char *key)
 {
     static const char hex[] = "0123456789abcdef";
@@ -71,7 +95,7 @@ const char *cr_key_hash(apr_pool_t *p, const char *key)
     char *out;
 
     if (key == NULL
-        || !EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL)
+        || !EVP_Digest(key, strlen(key), md, &mdlen, sha256(), NULL)
         || mdlen * 2 != CR_KEY_HASH_HEX_LEN) {
         return NULL;
     }

@@ -628,11 +628,14 @@ static int revive_servers(void)
     return 1;
 }
 
-/* A failure on what may be a stale connection (each leaves the pool as it
- * fails) is tried again at once, up to two more times than the pool holds
- * connections; a refused or timed out connection ends that at once, and
- * then the store counts as down for this request.  Nothing is held
- * against the next request: once the server is back, it is used. */
+/* A failure on what may be a stale connection is tried again at once; a
+ * refused or timed out connection ends that at once, and then the store
+ * counts as down for this request.  Nothing is held against the next
+ * request: once the server is back, it is used.  A stale connection may
+ * fail twice: apr_redis reads the closed connection's end as an empty
+ * reply, answers APR_EGENERAL and puts the connection back in the pool;
+ * its next use fails to write (EPIPE) and drops it.  So up to twice as
+ * many tries as the pool holds connections, and two more. */
 static apr_status_t remote_take(request_rec *r, const char *key_id,
                                 apr_int64_t rpm, cr_rate_result_t *result)
 {
@@ -649,7 +652,7 @@ static apr_status_t remote_take(request_rec *r, const char *key_id,
             store_worked(r);
             return APR_SUCCESS;
         }
-        if (server_failed(rv) || ++attempt > remote_pool_size + 2) {
+        if (server_failed(rv) || ++attempt > 2 * remote_pool_size + 2) {
             if (is_timeout(rv)) {
                 timed_out_at = apr_time_now();
             }

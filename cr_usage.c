@@ -519,3 +519,126 @@ int cr_usage_result(const cr_usage_t *u, apr_int64_t *input,
     *output = out;
     return 1;
 }
+
+/* ------------------------------------------------------------------ */
+/* Asking the upstream for usage                                       */
+/* ------------------------------------------------------------------ */
+
+/* Insert text before offset at. */
+static apr_status_t insert_at(apr_bucket_brigade *bb, apr_off_t at,
+                              const char *text)
+{
+    apr_bucket *e, *ins;
+    apr_status_t rv = apr_brigade_partition(bb, at, &e);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    ins = apr_bucket_immortal_create(text, strlen(text), bb->bucket_alloc);
+    APR_BUCKET_INSERT_BEFORE(e, ins);
+    return APR_SUCCESS;
+}
+
+/* Replace the bytes [from, to) with text. */
+static apr_status_t replace_span(apr_bucket_brigade *bb, apr_off_t from,
+                                 apr_off_t to, const char *text)
+{
+    apr_bucket *start, *end;
+    apr_status_t rv;
+
+    if ((rv = apr_brigade_partition(bb, to, &end)) != APR_SUCCESS
+        || (rv = apr_brigade_partition(bb, from, &start)) != APR_SUCCESS) {
+        return rv;
+    }
+    while (start != end) {
+        apr_bucket *next = APR_BUCKET_NEXT(start);
+        apr_bucket_delete(start);
+        start = next;
+    }
+    APR_BUCKET_INSERT_BEFORE(end, apr_bucket_immortal_create(
+                                      text, strlen(text), bb->bucket_alloc));
+    return APR_SUCCESS;
+}
+
+/* Is there anything but JSON white space in [from, to)?  Read where the
+ * bytes lie. */
+static apr_status_t span_has_content(apr_bucket_brigade *bb, apr_off_t from,
+                                     apr_off_t to, int *content)
+{
+    apr_bucket *e;
+    apr_off_t pos = 0;
+
+    *content = 0;
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb) && pos < to;
+         e = APR_BUCKET_NEXT(e)) {
+        const char *data;
+        apr_size_t len, i;
+        apr_status_t rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        for (i = 0; i < len && pos < to; i++, pos++) {
+            char c = data[i];
+            if (pos >= from && c != ' ' && c != '\t' && c != '\n'
+                && c != '\r') {
+                *content = 1;
+                return APR_SUCCESS;
+            }
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t cr_usage_request_usage(apr_bucket_brigade *body,
+                                    const cr_usage_request_t *req,
+                                    int *changed, apr_off_t *delta)
+{
+    static const char member[] = "\"include_usage\":true";
+    static const char object[] = "{\"include_usage\":true}";
+    static const char added[] = ",\"stream_options\":{\"include_usage\":true}";
+    apr_status_t rv = APR_SUCCESS;
+    int content;
+
+    *changed = 0;
+    *delta = 0;
+    switch (req->stream_options) {
+    case 0:
+        rv = insert_at(body, req->object_end, added);
+        *delta = (apr_off_t)strlen(added);
+        break;
+    case 1:
+        if (req->include_usage == 1) {
+            return APR_SUCCESS;
+        }
+        if (req->include_usage != 0) {
+            rv = replace_span(body, req->include_usage_start,
+                              req->include_usage_end, "true");
+            *delta = 4 - (req->include_usage_end - req->include_usage_start);
+            break;
+        }
+        /* Added as the object's last member, before its '}'. */
+        rv = span_has_content(body, req->stream_options_start + 1,
+                              req->stream_options_end - 1, &content);
+        if (rv == APR_SUCCESS) {
+            rv = insert_at(body, req->stream_options_end - 1,
+                           content ? "," "\"include_usage\":true" : member);
+            *delta = (apr_off_t)strlen(member) + (content ? 1 : 0);
+        }
+        break;
+    case 2:
+        rv = replace_span(body, req->stream_options_start,
+                          req->stream_options_end, object);
+        *delta = (apr_off_t)strlen(object)
+                 - (req->stream_options_end - req->stream_options_start);
+        break;
+    default:
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        *delta = 0;
+        return rv;
+    }
+    *changed = 1;
+    return APR_SUCCESS;
+}

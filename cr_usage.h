@@ -26,6 +26,7 @@
 #define CR_USAGE_H
 
 #include <apr.h>
+#include <apr_buckets.h>
 
 /* The first bytes of a member name that are kept (longer names match no
  * name the scanner looks for). */
@@ -118,5 +119,29 @@ int cr_usage_event_is_usage_only(const cr_usage_t *u);
 /* The totals read so far: non-zero when a usage object was read. */
 int cr_usage_result(const cr_usage_t *u, apr_int64_t *input,
                     apr_int64_t *output);
+
+/* Where a request body asks for usage (the offsets of cr_body.h's
+ * cr_body_info_t, into the body as received). */
+typedef struct {
+    apr_off_t object_end;          /* the top-level object's '}' */
+    int stream_options;            /* 0 absent, 1 object, 2 null, 3 other */
+    apr_off_t stream_options_start;
+    apr_off_t stream_options_end;
+    int include_usage;             /* 0 absent, 1 true, 2 false, 3 other */
+    apr_off_t include_usage_start;
+    apr_off_t include_usage_end;
+} cr_usage_request_t;
+
+/* Make a streamed chat request ask for usage: "include_usage":true in
+ * "stream_options" (added, or replacing another value), the other
+ * stream_options kept; "stream_options":null becomes an object; an absent
+ * one is added before the top-level object's end.  The body is changed
+ * where it lies, bucket by bucket (split with apr_brigade_partition; never
+ * copied).  *changed is 0 when nothing was done: include_usage is already
+ * true, or stream_options is neither an object nor null (the upstream
+ * refuses that body anyway).  *delta is the change of the body's length. */
+apr_status_t cr_usage_request_usage(apr_bucket_brigade *body,
+                                    const cr_usage_request_t *req,
+                                    int *changed, apr_off_t *delta);
 
 #endif /* CR_USAGE_H */

@@ -92,6 +92,7 @@ void *cr_config_create_dir(apr_pool_t *p, char *path)
     cr_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
 
     conf->enabled = -1;
+    conf->stream_usage = -1;
     conf->location = path;
     return conf;
 }
@@ -107,6 +108,8 @@ void *cr_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     conf->location = (add->enabled != -1) ? add->location : base->location;
     conf->max_body = add->max_body_set ? add->max_body : base->max_body;
     conf->max_body_set = add->max_body_set || base->max_body_set;
+    conf->stream_usage = add->stream_usage != -1 ? add->stream_usage
+                                                 : base->stream_usage;
     return conf;
 }
 
@@ -399,6 +402,15 @@ static const char *cmd_state_file(cmd_parms *cmd, void *dummy,
     return NULL;
 }
 
+static const char *cmd_stream_usage(cmd_parms *cmd, void *dconf, int flag)
+{
+    cr_dir_conf *conf = dconf;
+
+    (void)cmd;
+    conf->stream_usage = flag;
+    return NULL;
+}
+
 static const char *cmd_max_body(cmd_parms *cmd, void *dconf,
                                 const char *arg)
 {
@@ -450,6 +462,9 @@ const command_rec cr_config_cmds[] = {
                   "file that keeps token quota counts across a full restart"),
     AP_INIT_TAKE1(CR_DIR_METRICS_SERIES, cmd_metrics_series, NULL, RSRC_CONF,
                   "label sets kept per metric before new ones count as _other (default 10000)"),
+    AP_INIT_FLAG(CR_DIR_STREAM_USAGE, cmd_stream_usage, NULL,
+                 RSRC_CONF | ACCESS_CONF,
+                 "On (default) to ask the upstream for the usage of streamed OpenAI chats that do not"),
     CR_RATESTORE_COMMANDS
     {NULL}
 };

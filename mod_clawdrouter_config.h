@@ -28,6 +28,7 @@
 #define CR_DIR_METRICS_SERIES "ClawdRouterMetricsSeries"
 #define CR_DIR_DEFAULT_TPM    "ClawdRouterDefaultTPM"
 #define CR_DIR_STATE_FILE     "ClawdRouterStateFile"
+#define CR_DIR_STREAM_USAGE   "ClawdRouterStreamUsage"
 
 #define CR_DEFAULT_MAX_BODY ((apr_off_t)32 * 1024 * 1024)
 
@@ -64,7 +65,7 @@ typedef struct {
     int key_cache_entries;            /* -1 unset */
     /* Label sets per metric family: main server only. */
     apr_int64_t metrics_series;       /* 0 unset */
-    struct cr_keycache_t *key_cache;  /* NULL before child_init */
+    struct cr_keystore_t *keystore;   /* NULL before child_init */
 } cr_server_conf;
 
 typedef struct {
@@ -72,6 +73,7 @@ typedef struct {
     apr_off_t max_body;
     int max_body_set;
     const char *location;             /* the enabling <Location>'s path */
+    int stream_usage;                 /* -1 unset (On), 0 Off, 1 On */
 } cr_dir_conf;
 
 /* The module's slots of AP_DECLARE_MODULE. */

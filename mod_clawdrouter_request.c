@@ -56,11 +56,9 @@ void cr_request_set_rate_headers(request_rec *r, cr_request_ctx *ctx,
 
     if (ctx->protocol == CR_PROTO_ANTHROPIC) {
         apr_table_setn(h, "anthropic-ratelimit-requests-limit",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->limit));
+                       apr_off_t_toa(r->pool, (apr_off_t)res->limit));
         apr_table_setn(h, "anthropic-ratelimit-requests-remaining",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->remaining));
+                       apr_off_t_toa(r->pool, (apr_off_t)res->remaining));
         apr_table_setn(h, "anthropic-ratelimit-requests-reset",
                        cr_time_format_rfc3339(r->pool, apr_time_now()
                                               + res->reset
@@ -68,11 +66,9 @@ void cr_request_set_rate_headers(request_rec *r, cr_request_ctx *ctx,
     }
     else {
         apr_table_setn(h, "x-ratelimit-limit-requests",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->limit));
+                       apr_off_t_toa(r->pool, (apr_off_t)res->limit));
         apr_table_setn(h, "x-ratelimit-remaining-requests",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->remaining));
+                       apr_off_t_toa(r->pool, (apr_off_t)res->remaining));
         apr_table_setn(h, "x-ratelimit-reset-requests",
                        cr_time_format_duration(r->pool, res->reset));
     }
@@ -81,7 +77,7 @@ void cr_request_set_rate_headers(request_rec *r, cr_request_ctx *ctx,
 
 /* The largest unread body a refusal drops by reading it; a larger one
  * (or a chunked one, of unknown size) closes the connection instead. */
-#define CR_DISCARD_MAX        (64 * 1024)
+#define CR_DISCARD_MAX        (1024 * 1024)
 
 static int small_body(request_rec *r)
 {
@@ -126,14 +122,17 @@ int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
     else if (status == HTTP_METHOD_NOT_ALLOWED) {
         apr_table_setn(r->err_headers_out, "Allow", "POST");
     }
-    /* A body not read yet is not read (a client without a valid key must
-     * not make the gateway read 300 MB): unless Content-Length says it is
+    /* A body not read yet is not read: unless Content-Length says it is
      * small enough to drop cheaply (keep-alive and pipelining then go on),
-     * the answer is flushed and the connection closed at once, without
-     * httpd's lingering read of what the client still sends.  A body
-     * already read leaves nothing to discard.  The status comes first:
-     * with an error status httpd does not invite an "Expect: 100-continue"
-     * client to send the body at all. */
+     * the connection is closed after the answer.  For a client without a
+     * valid key (which must not make the gateway read 300 MB) it is closed
+     * at once: the answer is flushed, and httpd closes the socket without
+     * its lingering read of what the client still sends.  A client with a
+     * key gets httpd's usual lingering close (at most 30 s), which lets a
+     * client that keeps sending read the answer.  A body already read
+     * leaves nothing to discard.  The status comes first: with an error
+     * status httpd does not invite an "Expect: 100-continue" client to send
+     * the body at all. */
     r->status = status;
     unread = !ctx->body_read && ap_request_has_body(r)
              && !small_body(r);
@@ -146,7 +145,9 @@ int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
     if (!r->header_only) {
         ap_rwrite(body, (int)len, r);
     }
-    if (unread && !r->connection->master) {
+    /* check_key sets r->user to the key's id once the key is usable. */
+    if (unread && !(ctx->key && r->user == ctx->key->id)
+        && !r->connection->master) {
         /* An HTTP/2 stream is reset by mod_http2 instead. */
         ap_rflush(r);
         r->connection->aborted = 1;

@@ -13,6 +13,7 @@
 #include "cr_key.h"
 #include "cr_rate.h"
 #include "cr_route.h"
+#include "cr_usage.h"
 
 /* Environment variables for LogFormat "%{...}e" (SPEC section 7). */
 #define CR_ENV_KEY_ID         "CLAWDROUTER_KEY_ID"
@@ -45,6 +46,8 @@ typedef struct {
     int usage_seen;
     apr_int64_t input_tokens;
     apr_int64_t output_tokens;
+    int stream;                       /* the body's "stream" is true */
+    cr_usage_request_t usage_request; /* where the body asks for usage */
     int usage_strip;                  /* take the usage-only chunk out */
     int usage_done;                   /* the counts are settled */
     cr_usage_filter_t *usage_filter;

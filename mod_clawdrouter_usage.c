@@ -326,6 +326,50 @@ static apr_status_t usage_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     return ap_pass_brigade(f->next, bb);
 }
 
+/* Does the path end in /chat/completions (a trailing slash allowed)? */
+static int is_chat_path(const char *uri)
+{
+    static const char tail[] = "/chat/completions";
+    apr_size_t n = strlen(uri), t = sizeof(tail) - 1;
+
+    if (n > 0 && uri[n - 1] == '/') {
+        n--;
+    }
+    return n >= t && strncmp(uri + n - t, tail, t) == 0;
+}
+
+apr_status_t cr_usage_prepare_request(request_rec *r, cr_request_ctx *ctx,
+                                      apr_bucket_brigade *body)
+{
+    cr_dir_conf *dconf = cr_config_dir(r);
+    const char *clen;
+    apr_off_t delta = 0, len;
+    apr_status_t rv;
+    int changed = 0;
+
+    if (ctx->protocol != CR_PROTO_OPENAI || !ctx->stream
+        || dconf->stream_usage == 0 || !is_chat_path(r->uri)
+        || ctx->usage_request.include_usage == 1
+        /* The offsets are known (the top-level '}' is never at 0). */
+        || ctx->usage_request.object_end <= 0) {
+        return APR_SUCCESS;
+    }
+    rv = cr_usage_request_usage(body, &ctx->usage_request, &changed, &delta);
+    if (rv != APR_SUCCESS || !changed) {
+        return rv;
+    }
+    ctx->usage_strip = 1;
+    clen = apr_table_get(r->headers_in, "Content-Length");
+    if (clen && apr_strtoff(&len, clen, NULL, 10) == APR_SUCCESS) {
+        apr_table_setn(r->headers_in, "Content-Length",
+                       apr_off_t_toa(r->pool, len + delta));
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0702)
+                  "stream_options.include_usage set for the upstream; its "
+                  "usage chunk is taken out of the stream");
+    return APR_SUCCESS;
+}
+
 void cr_usage_insert_filter(request_rec *r, cr_request_ctx *ctx)
 {
     cr_usage_filter_t *fc = apr_pcalloc(r->pool, sizeof(*fc));

@@ -19,6 +19,13 @@ void cr_usage_register_filter(void);
 /* insert_filter of a forwarded request. */
 void cr_usage_insert_filter(request_rec *r, cr_request_ctx *ctx);
 
+/* A streamed OpenAI chat that does not ask for usage: set
+ * stream_options.include_usage true in the kept body (and its
+ * Content-Length), and take the usage-only chunk out of the response
+ * (ClawdRouterStreamUsage, default On). */
+apr_status_t cr_usage_prepare_request(request_rec *r, cr_request_ctx *ctx,
+                                      apr_bucket_brigade *body);
+
 /* Settle the response's counts (once): ctx->usage_seen, input_tokens,
  * output_tokens and the CLAWDROUTER_*_TOKENS variables, or an info line
  * saying why there are none.  Called at the end of the response and,

@@ -21,6 +21,8 @@ end
 wrk.method = "POST"
 wrk.body = read_file(os.getenv("CR_BENCH_BODY"))
 wrk.headers["Content-Type"] = "application/json"
+-- needed by the Anthropic body, ignored by the others
+wrk.headers["anthropic-version"] = "2023-06-01"
 wrk.headers["Authorization"] = "Bearer " .. keys[1]
 
 local next_key = 0

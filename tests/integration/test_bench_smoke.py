@@ -37,6 +37,18 @@ FIGURES = [
     r"ClawdRouter request\s+%s\s+\(%s, ratio %s\)" % (NUM, NUM, NUM),
     r"clawdrouter_fixups\s+%s" % NUM,
     r"module hooks, total\s+%s" % NUM,
+    # agent-shaped bodies against nginx, and in callgrind
+    r"body claude_code\s+\d+ B  plain\s+%s  gateway\s+%s  paired %s" % (
+        NUM, NUM, NUM),
+    r"body codex_responses\s+\d+ B  plain\s+%s  gateway\s+%s  paired %s"
+    % (NUM, NUM, NUM),
+    r"body plain_string\s+\d+ B  plain\s+%s  gateway\s+%s  paired %s" % (
+        NUM, NUM, NUM),
+    r"callgrind chat_1k\s+1024 B  plain\s+%s \(%s/B\)  gateway\s+%s  "
+    r"module\s+%s \(%s/B\)" % (NUM, NUM, NUM, NUM, NUM),
+    r"callgrind claude_code\s+\d+ B  plain\s+%s \(%s/B\)  gateway\s+%s  "
+    r"module\s+%s \(%s/B\)" % (NUM, NUM, NUM, NUM, NUM),
+    r"first event gateway/plain: %s" % NUM,
 ]
 
 

@@ -226,8 +226,8 @@ def test_encoded_path_key_not_logged(gw, upstream, path):
 BIG = 300 * 1024 * 1024
 
 
-def upload_until_closed(gw, headers, chunked=False, limit=60.0):
-    """Send a BIG body as fast as the gateway takes it, reading at the same
+def upload_until_closed(gw, headers, chunked=False, limit=60.0, total=BIG):
+    """Send a total-byte body as fast as the gateway takes it, reading at the same
     time; (response bytes, body bytes sent when the connection closed)."""
     head = http_request_bytes("POST", OPENAI_PATH, [
         ("Content-Type", "application/json")] + headers, b"", port=gw.port)
@@ -241,7 +241,7 @@ def upload_until_closed(gw, headers, chunked=False, limit=60.0):
     sent, got, closed = 0, b"", False
     t0 = time.monotonic()
     try:
-        while sent < BIG and time.monotonic() - t0 < limit:
+        while sent < total and time.monotonic() - t0 < limit:
             try:
                 data = s.recv(65536)
                 if data:
@@ -274,7 +274,7 @@ def upload_until_closed(gw, headers, chunked=False, limit=60.0):
             got += data
     finally:
         s.close()
-    assert closed or sent < BIG, "the gateway read the whole body"
+    assert closed or sent < total, "the gateway read the whole body"
     return got, sent
 
 
@@ -303,10 +303,11 @@ def test_unauthenticated_large_body_not_read(gw, upstream, how, cred):
 
 
 def test_small_refused_body_keeps_connection(gw, upstream):
-    """A refused body of at most 64 KiB (Content-Length) is dropped, not a
+    """A refused body of at most 1 MiB (Content-Length) is dropped, not a
     reason to close: the next request on the connection is served."""
     _, key = gw.create_key(name="after-refusal")
-    body = json.dumps(chat_body(user="x" * 60000)).encode()
+    body = json.dumps(chat_body(user="x" * 1000000)).encode()
+    assert len(body) <= 1024 * 1024
     keep = [("Content-Type", "application/json"),
             ("Connection", "keep-alive"),
             ("Content-Length", str(len(body)))]
@@ -317,6 +318,7 @@ def test_small_refused_body_keeps_connection(gw, upstream):
             ("Authorization", "Bearer " + key),
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body)))], body, port=gw.port))
+    upstream.clear()
     out, _ = raw_request(gw.port, data, timeout=15)
     first = RawResponse(out)
     assert first.status == 401, out[:300]
@@ -326,22 +328,44 @@ def test_small_refused_body_keeps_connection(gw, upstream):
 
 
 @pytest.mark.allow_log("AH01095", "AH01102")
-def test_refused_body_over_64k_closes(gw, upstream):
-    """Just over the drop limit: answered, then closed."""
-    _, key = gw.create_key(name="after-close")
-    body = json.dumps(chat_body(user="x" * 70000)).encode()
-    r = raw(gw, http_request_bytes("POST", OPENAI_PATH, [
+def test_refused_body_over_1mib_closes(gw, upstream):
+    """Just over the drop limit, with a bad key: answered, then closed
+    before the body was read."""
+    total = 1024 * 1024 + 1
+    got, sent = upload_until_closed(gw, [
         ("Authorization", "Bearer sk-" + "Y" * 48),
-        ("Content-Type", "application/json"),
-        ("Connection", "keep-alive"),
-        ("Content-Length", str(len(body)))], body, port=gw.port))
-    assert r.status == 401
+        ("Content-Length", str(total))], total=total)
+    r = RawResponse(got)
+    assert r.status == 401, got[:300]
     assert r.headers.get("connection", "").lower() == "close"
-    r = raw(gw, http_request_bytes("POST", OPENAI_PATH, [
-        ("Authorization", "Bearer " + key),
-        ("Content-Type", "application/json"),
-        ("Content-Length", str(len(body)))], body, port=gw.port))
-    assert r.status == 200
+    assert sent < total
+
+
+@pytest.mark.allow_log("AH01095", "AH01102")
+def test_refused_with_a_key_large_body_answer_readable(gw, upstream):
+    """A client with a valid key whose large body is refused unread (415
+    here) gets httpd's lingering close: it can send on and still read its
+    answer."""
+    _, key = gw.create_key(name="linger")
+    total = 8 * 1024 * 1024
+    head = http_request_bytes("POST", OPENAI_PATH, [
+        ("Authorization", "Bearer " + key), ("Content-Type", "text/plain"),
+        ("Content-Length", str(total))], b"", port=gw.port)
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=20)
+    try:
+        s.sendall(head + b"x" * total)
+        out = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            out += data
+    finally:
+        s.close()
+    r = RawResponse(out)
+    assert r.status == 415, out[:300]
+    assert r.headers.get("connection", "").lower() == "close"
+    assert upstream.requests == []
 
 
 def test_refusal_after_body_read_keeps_connection(gw, upstream):

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_general.h>
+#include <apr_strings.h>
+
 #include "cr_usage.h"
 
 #define OPENAI_CHUNK(delta, finish) \
@@ -368,14 +371,144 @@ START_TEST(test_format_for)
 }
 END_TEST
 
+/* ---- asking for usage ---- */
+
+static apr_pool_t *pool;
+
+/* The body in pieces of size piece, as a kept brigade holds it. */
+static apr_bucket_brigade *brigade_of(const char *text, size_t piece)
+{
+    apr_bucket_alloc_t *ba = apr_bucket_alloc_create(pool);
+    apr_bucket_brigade *bb = apr_brigade_create(pool, ba);
+    size_t len = strlen(text), off;
+
+    for (off = 0; off < len; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create(text + off, n,
+                                                           NULL, ba));
+    }
+    return bb;
+}
+
+static const char *flatten(apr_bucket_brigade *bb)
+{
+    char *out;
+    apr_size_t len;
+
+    ck_assert_int_eq(apr_brigade_pflatten(bb, &out, &len, pool),
+                     APR_SUCCESS);
+    return apr_pstrndup(pool, out, len);
+}
+
+/* The spans as cr_body.c reports them, found here by searching. */
+static void spans(const char *body, cr_usage_request_t *req)
+{
+    const char *so = strstr(body, "\"stream_options\":");
+    const char *end = strrchr(body, '}');
+
+    memset(req, 0, sizeof(*req));
+    req->object_end = end - body;
+    if (so) {
+        const char *v = so + strlen("\"stream_options\":");
+        const char *iu = strstr(v, "\"include_usage\":");
+        while (*v == ' ') {
+            v++;
+        }
+        req->stream_options_start = v - body;
+        if (*v == '{') {
+            req->stream_options = 1;
+            req->stream_options_end = strchr(v, '}') - body + 1;
+        }
+        else if (strncmp(v, "null", 4) == 0) {
+            req->stream_options = 2;
+            req->stream_options_end = req->stream_options_start + 4;
+        }
+        else {
+            req->stream_options = 3;
+            req->stream_options_end = strchr(v, ',') - body;
+        }
+        if (iu && req->stream_options == 1) {
+            const char *iv = iu + strlen("\"include_usage\":");
+            size_t n = strcspn(iv, ",}");
+            req->include_usage_start = iv - body;
+            req->include_usage_end = iv - body + (apr_off_t)n;
+            req->include_usage = strncmp(iv, "true", n) == 0 && n == 4 ? 1
+                                 : strncmp(iv, "false", 5) == 0 ? 2 : 3;
+        }
+    }
+}
+
+static void check_request(const char *body, const char *expected)
+{
+    size_t piece;
+
+    for (piece = 1; piece <= strlen(body); piece++) {
+        apr_bucket_brigade *bb = brigade_of(body, piece);
+        cr_usage_request_t req;
+        int changed = -1;
+        apr_off_t delta = -1;
+
+        spans(body, &req);
+        ck_assert_int_eq(cr_usage_request_usage(bb, &req, &changed, &delta),
+                         APR_SUCCESS);
+        ck_assert_str_eq(flatten(bb), expected);
+        ck_assert_int_eq(changed, strcmp(body, expected) != 0);
+        ck_assert_int_eq(delta, (apr_off_t)strlen(expected)
+                                - (apr_off_t)strlen(body));
+        apr_brigade_destroy(bb);
+    }
+}
+
+START_TEST(test_request_usage)
+{
+    /* Absent: added at the end of the top-level object. */
+    check_request("{\"model\":\"m\",\"stream\":true}",
+                  "{\"model\":\"m\",\"stream\":true,"
+                  "\"stream_options\":{\"include_usage\":true}}");
+    check_request("{\"model\":\"m\",\"stream\":true}\n",
+                  "{\"model\":\"m\",\"stream\":true,"
+                  "\"stream_options\":{\"include_usage\":true}}\n");
+    /* Other stream_options kept. */
+    check_request("{\"stream_options\":{\"x\":1 },\"model\":\"m\"}",
+                  "{\"stream_options\":{\"x\":1 ,\"include_usage\":true},"
+                  "\"model\":\"m\"}");
+    check_request("{\"stream_options\":{ },\"model\":\"m\"}",
+                  "{\"stream_options\":{ \"include_usage\":true},"
+                  "\"model\":\"m\"}");
+    check_request("{\"stream_options\":{\"include_usage\":false,\"x\":2},"
+                  "\"model\":\"m\"}",
+                  "{\"stream_options\":{\"include_usage\":true,\"x\":2},"
+                  "\"model\":\"m\"}");
+    check_request("{\"stream_options\":{\"include_usage\":null},"
+                  "\"model\":\"m\"}",
+                  "{\"stream_options\":{\"include_usage\":true},"
+                  "\"model\":\"m\"}");
+    check_request("{\"stream_options\": null,\"model\":\"m\"}",
+                  "{\"stream_options\": {\"include_usage\":true},"
+                  "\"model\":\"m\"}");
+    /* Already true, or not an object: unchanged. */
+    check_request("{\"stream_options\":{\"include_usage\":true},"
+                  "\"model\":\"m\"}",
+                  "{\"stream_options\":{\"include_usage\":true},"
+                  "\"model\":\"m\"}");
+    check_request("{\"stream_options\":\"x\",\"model\":\"m\"}",
+                  "{\"stream_options\":\"x\",\"model\":\"m\"}");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("usage");
     TCase *scan_tc = tcase_create("scan");
     TCase *strip_tc = tcase_create("strip");
+    TCase *req_tc = tcase_create("request");
     SRunner *sr;
     int failed;
 
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    tcase_add_test(req_tc, test_request_usage);
+    suite_add_tcase(s, req_tc);
     tcase_set_timeout(scan_tc, 60);
     tcase_set_timeout(strip_tc, 60);
     tcase_add_test(scan_tc, test_openai_stream);
