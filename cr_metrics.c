@@ -245,14 +245,15 @@ static metric_slot *find_slot(cr_metrics_t *m, int f, const char *buf,
 
 /* The slot for a label set of family f.  Past the bound, a new set is
  * counted with key_id and model (values 0 and 1) as "_other". */
-static metric_slot *series_slot(cr_metrics_t *m, int f, const char **values)
+static metric_slot *series_slot(cr_metrics_t *m, int f, const char **values,
+                                int n)
 {
     metric_table *t = &m->tables[f];
     char buf[LABEL_BYTES];
     apr_uint32_t len;
     metric_slot *s;
 
-    len = pack_labels(buf, families[f].nlabels, values);
+    len = pack_labels(buf, n, values);
     if (!t->bounded) {
         return find_slot(m, f, buf, len, 1);
     }
@@ -266,7 +267,7 @@ static metric_slot *series_slot(cr_metrics_t *m, int f, const char **values)
     __atomic_fetch_sub(&t->used, 1, __ATOMIC_ACQ_REL);
     values[0] = CR_METRICS_OTHER;
     values[1] = CR_METRICS_OTHER;
-    len = pack_labels(buf, families[f].nlabels, values);
+    len = pack_labels(buf, n, values);
     return find_slot(m, f, buf, len, 1);
 }
 
@@ -292,7 +293,7 @@ void cr_metrics_count_request(cr_metrics_t *m, const char *key_id,
     values[1] = model;
     values[2] = upstream;
     values[3] = code;
-    add(series_slot(m, CR_METRIC_REQUESTS, values), 0, 1);
+    add(series_slot(m, CR_METRIC_REQUESTS, values, 4), 0, 1);
 }
 
 void cr_metrics_count_tokens(cr_metrics_t *m, const char *key_id,
@@ -307,12 +308,12 @@ void cr_metrics_count_tokens(cr_metrics_t *m, const char *key_id,
     values[0] = key_id;
     values[1] = model;
     values[2] = "input";
-    add(series_slot(m, CR_METRIC_TOKENS, values), 0,
+    add(series_slot(m, CR_METRIC_TOKENS, values, 3), 0,
         input > 0 ? (apr_uint64_t)input : 0);
     values[0] = key_id;
     values[1] = model;
     values[2] = "output";
-    add(series_slot(m, CR_METRIC_TOKENS, values), 0,
+    add(series_slot(m, CR_METRIC_TOKENS, values, 3), 0,
         output > 0 ? (apr_uint64_t)output : 0);
 }
 
@@ -324,7 +325,7 @@ void cr_metrics_count_refusal(cr_metrics_t *m, const char *reason)
         return;
     }
     values[0] = reason;
-    add(series_slot(m, CR_METRIC_REFUSALS, values), 0, 1);
+    add(series_slot(m, CR_METRIC_REFUSALS, values, 1), 0, 1);
 }
 
 void cr_metrics_count_store_error(cr_metrics_t *m, const char *store)
@@ -335,7 +336,7 @@ void cr_metrics_count_store_error(cr_metrics_t *m, const char *store)
         return;
     }
     values[0] = store;
-    add(series_slot(m, CR_METRIC_STORE_ERRORS, values), 0, 1);
+    add(series_slot(m, CR_METRIC_STORE_ERRORS, values, 1), 0, 1);
 }
 
 void cr_metrics_observe_upstream(cr_metrics_t *m, const char *upstream,
@@ -353,7 +354,7 @@ void cr_metrics_observe_upstream(cr_metrics_t *m, const char *upstream,
         elapsed = 0;
     }
     values[0] = upstream;
-    s = series_slot(m, CR_METRIC_UPSTREAM_SECONDS, values);
+    s = series_slot(m, CR_METRIC_UPSTREAM_SECONDS, values, 1);
     secs = (double)elapsed / (double)APR_USEC_PER_SEC;
     for (b = 0; b < NBUCKETS - 1 && secs > upstream_buckets[b]; b++) {
         ;
