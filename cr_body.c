@@ -102,6 +102,18 @@ static const unsigned char *skip_plain(const unsigned char *p,
     const __m128i bslash = _mm_set1_epi8('\\');
     const __m128i space = _mm_set1_epi8(0x20);
 
+    /* Most strings are short (names, types): one look at 16 first. */
+    if (end - p >= 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i ma = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, quote),
+                                               _mm_cmpeq_epi8(a, bslash)),
+                                  _mm_cmplt_epi8(a, space));
+        unsigned int m = (unsigned int)_mm_movemask_epi8(ma);
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+        p += 16;
+    }
     while (end - p >= 32) {
         /* A signed compare with 0x20 catches the controls and, being
          * negative, every byte >= 0x80. */
@@ -509,6 +521,10 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                     if (st == S_ERROR) {
                         goto out;
                     }
+                    if (p < end && *p == ':') {
+                        st = S_VALUE;        /* the usual "name": */
+                        p++;
+                    }
                 }
                 else {
                     s->capture = CAP_NONE;
@@ -652,8 +668,25 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 if (s->depth == 0) {
                     FAIL("data after the JSON value", p);
                 }
-                st = s->cur_object ? S_NAME : S_VALUE;
                 p++;
+                if (!s->cur_object) {
+                    st = S_VALUE;
+                }
+                else if (p < end && *p == '"') {
+                    /* the usual ,"name" */
+                    if (s->depth <= 2) {
+                        name_start(s);
+                    }
+                    else {
+                        s->kind = K_NAME;
+                        s->capture = CAP_NONE;
+                    }
+                    st = S_STR;
+                    p++;
+                }
+                else {
+                    st = S_NAME;
+                }
             }
             else if (c == '}') {
                 if (s->depth == 0 || !s->cur_object) {
@@ -705,7 +738,13 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
             /* fall through */
         case S_NAME:
             if (c == '"') {
-                name_start(s);
+                if (s->depth <= 2) {
+                    name_start(s);
+                }
+                else {
+                    s->kind = K_NAME;
+                    s->capture = CAP_NONE;
+                }
                 st = S_STR;
                 p++;
             }

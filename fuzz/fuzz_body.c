@@ -174,14 +174,18 @@ static void check_against_jansson(const uint8_t *d, size_t n,
     }
     doc = json_loadb((const char *)d, n, JSON_DECODE_ANY, &e);
     if (doc == NULL) {
-        FUZZ_CHECK(st == CR_BODY_INVALID_JSON);
+        /* Refused; a duplicate decided member before the error may be
+         * what the scanner names. */
+        FUZZ_CHECK(st == CR_BODY_INVALID_JSON
+                   || st == CR_BODY_DUPLICATE_MEMBER);
         return;
     }
     if (memchr(d, '\0', n) != NULL) {
         /* Jansson 2.14 drops a NUL byte that follows a number or a literal
          * (its unget of the byte loses it), so it takes "[1\0]" for [1];
          * the scanner refuses it, as every other parser would. */
-        FUZZ_CHECK(st == CR_BODY_INVALID_JSON);
+        FUZZ_CHECK(st == CR_BODY_INVALID_JSON
+                   || st == CR_BODY_DUPLICATE_MEMBER);
         json_decref(doc);
         return;
     }
