@@ -35,6 +35,7 @@
 
 #include "mod_clawdrouter.h"
 #include "mod_clawdrouter_body.h"
+#include "mod_clawdrouter_metrics.h"
 #include "mod_clawdrouter_request.h"
 #include "mod_clawdrouter_tokens.h"
 #include "mod_clawdrouter_usage.h"
@@ -208,6 +209,7 @@ static int check_rate(request_rec *r, cr_request_ctx *ctx,
     rv = cr_ratestore_take(r, ctx->key->id, rpm, &res);
     if (rv != APR_SUCCESS) {
         /* cr_ratestore_take has logged the outage (once per interval). */
+        ctx->store_error = "rate";
         /* The merge gives every server the main server's policy. */
         if (sconf->rate_failure == CR_RATE_FAIL_CLOSED) {
             return cr_request_send_error(r, ctx, CR_ERR_RATE_STORE_UNAVAILABLE, NULL);
@@ -300,6 +302,7 @@ static int clawdrouter_fixups(request_rec *r)
     r->handler = "proxy-server";
     r->proxyreq = PROXYREQ_REVERSE;
     ctx->forwarded = 1;
+    ctx->forwarded_at = apr_time_now();
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0105)
                   "key %s model %s -> upstream %s", ctx->key->id,
                   ctx->model, ctx->upstream->name);
@@ -518,6 +521,9 @@ static apr_status_t headers_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     request_rec *r = f->r;
     cr_request_ctx *ctx = cr_ctx_get(r);
 
+    if (ctx && !ctx->first_byte_at) {
+        ctx->first_byte_at = apr_time_now();   /* the upstream's latency */
+    }
     apr_table_unset(r->headers_out, "Request-Id");
     if (ctx && ctx->rate_headers) {
         static const char *const names[] = {
@@ -805,6 +811,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_config(clawdrouter_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* The console's CSRF secret, made once in the parent. */
     ap_hook_post_config(cr_console_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* The metrics' shared table, kept across graceful restarts. */
+    ap_hook_post_config(cr_metrics_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Attach to the rate store in each child. */
     ap_hook_child_init(clawdrouter_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* The gateway: key, body, permission, route, rate, hand-over. */
@@ -819,9 +827,14 @@ static void register_hooks(apr_pool_t *p)
                                 APR_HOOK_MIDDLE);
     /* The key management console (SetHandler clawdrouter-console). */
     ap_hook_handler(cr_console_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* The Prometheus page (SetHandler clawdrouter-metrics). */
+    ap_hook_handler(cr_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_log_config: no credential header left to log. */
     ap_hook_log_transaction(clawdrouter_log_transaction, NULL, NULL,
                             APR_HOOK_REALLY_FIRST);
+    /* Count the finished request in the metrics (the usage is read). */
+    ap_hook_log_transaction(cr_metrics_log_transaction, NULL, NULL,
+                            APR_HOOK_MIDDLE);
 
     body_replay_filter_handle =
         ap_register_input_filter(CR_FILTER_BODY_REPLAY, cr_body_replay_filter,
