@@ -24,6 +24,8 @@
 #include "cr_config.h"
 #include "cr_key.h"
 #include "cr_store.h"
+#include "cr_keystore.h"
+#include "cr_keysql.h"
 #include "cr_time.h"
 #include "cr_json.h"
 
@@ -38,6 +40,7 @@
 
 typedef struct {
     const char *store;
+    cr_keystore_t *ks;
     const char *command;
     const char *id;
     const char *name;
@@ -47,17 +50,19 @@ typedef struct {
     const char *quota;
     const char *quota_period;
     const char *expires;
+    const char *from;
     int json;
 } cli_args;
 
 static void usage(FILE *out)
 {
     fprintf(out,
-"usage: " PROG " [--store TYPE:PATH] COMMAND [ARGS]\n"
+"usage: " PROG " [--store STORE] COMMAND [ARGS]\n"
 "\n"
-"Manage the API keys of a mod_clawdrouter key store.  The store is\n"
-"TYPE:PATH (TYPE: sdbm, gdbm, db, ndbm or default), from --store or the\n"
-STORE_ENV " environment variable.\n"
+"Manage the API keys of a mod_clawdrouter key store.  The store is a DBM\n"
+"file TYPE:PATH (TYPE: sdbm, gdbm, db, ndbm or default) or an SQL\n"
+"database pgsql:CONNINFO, sqlite3:PATH or mysql:PARAMS, from --store or\n"
+"the " STORE_ENV " environment variable.\n"
 "\n"
 "commands:\n"
 "  create [--name N] [--models G1,G2] [--rpm N] [--tpm N] [--quota N]\n"
@@ -71,6 +76,10 @@ STORE_ENV " environment variable.\n"
 "         [--expires T|never] [--json]\n"
 "                       change a record\n"
 "  revoke ID [--json]   the key stops working at once\n"
+"  init                 SQL store: create the table " CR_KEYSQL_TABLE "\n"
+"                       if it is missing\n"
+"  import --from TYPE:PATH\n"
+"                       SQL store: copy every record of a DBM store\n"
 "\n"
 "T is an RFC 3339 time (2026-12-31T23:59:59Z) or +N with a unit s, m, h\n"
 "or d (+30d).  Models are fnmatch globs; \"*\" means every model.\n"
@@ -79,7 +88,7 @@ STORE_ENV " environment variable.\n"
 "0 is no limit, \"default\" the server's (ClawdRouterDefaultTPM).\n"
 "\n"
 "options:\n"
-"  --store TYPE:PATH    the key store\n"
+"  --store STORE        the key store\n"
 "  -h, --help           this help\n"
 "  --version            the version\n"
 "\n"
@@ -149,7 +158,8 @@ static int is_command(const char *s)
 {
     return strcmp(s, "create") == 0 || strcmp(s, "list") == 0
            || strcmp(s, "show") == 0 || strcmp(s, "update") == 0
-           || strcmp(s, "revoke") == 0;
+           || strcmp(s, "revoke") == 0 || strcmp(s, "init") == 0
+           || strcmp(s, "import") == 0;
 }
 
 /* Parse argv.  Returns -1 to go on, else an exit status. */
@@ -168,6 +178,7 @@ static int parse_args(apr_pool_t *p, int argc, const char *const *argv,
         { "--quota",   &a->quota,   NULL, "create update" },
         { "--quota-period", &a->quota_period, NULL, "create update" },
         { "--expires", &a->expires, NULL, "create update" },
+        { "--from",    &a->from,    NULL, "import" },
         { "--json",    NULL,        &json, "create list show update revoke" },
         { "--help",    NULL,        &help, NULL },
         { "-h",        NULL,        &help, NULL },
@@ -255,7 +266,9 @@ static int parse_args(apr_pool_t *p, int argc, const char *const *argv,
     a->json = json;
 
     if (strcmp(a->command, "create") == 0
-        || strcmp(a->command, "list") == 0) {
+        || strcmp(a->command, "list") == 0
+        || strcmp(a->command, "init") == 0
+        || strcmp(a->command, "import") == 0) {
         if (npositional > 1) {
             return fail(EXIT_USAGE, "%s takes no argument", a->command);
         }
@@ -279,6 +292,16 @@ static int parse_args(apr_pool_t *p, int argc, const char *const *argv,
     if (a->store == NULL) {
         return fail(EXIT_USAGE, "no key store: give --store TYPE:PATH or set "
                     STORE_ENV);
+    }
+    if ((strcmp(a->command, "init") == 0 || strcmp(a->command, "import") == 0)
+        && !cr_keysql_is_spec(a->store)) {
+        return fail(EXIT_USAGE, "%s needs an SQL store (pgsql:, sqlite3: "
+                    "or mysql:)", a->command);
+    }
+    if (strcmp(a->command, "import") == 0
+        && (a->from == NULL || cr_keysql_is_spec(a->from))) {
+        return fail(EXIT_USAGE, "import needs --from TYPE:PATH, a DBM "
+                    "store");
     }
     return -1;
 }
@@ -483,7 +506,7 @@ static int cmd_create(apr_pool_t *p, const cli_args *a)
     if (tmpl.models == NULL) {
         tmpl.models = cr_key_parse_models(p, "*");
     }
-    if (cr_store_create_key(p, a->store, &tmpl, &key, &rec, &err)
+    if (cr_keystore_create(a->ks, NULL, p, &tmpl, &key, &rec, &err)
         != APR_SUCCESS) {
         return fail(EXIT_FAIL, "%s", err ? err : "cannot create a key");
     }
@@ -505,25 +528,12 @@ static int cmd_create(apr_pool_t *p, const cli_args *a)
     return EXIT_OK;
 }
 
-/* Open the store for reading; on failure, the exit status. */
-static int open_reader(apr_pool_t *p, const cli_args *a, cr_store_t **store)
-{
-    char buf[512];
-
-    if (cr_store_open(p, a->store, 0, store, buf, sizeof(buf))
-        != APR_SUCCESS) {
-        return fail(EXIT_FAIL, "%s", buf);
-    }
-    return -1;
-}
-
 static int cmd_list(apr_pool_t *p, const cli_args *a)
 {
     apr_array_header_t *recs;
-    cr_store_t *store;
-    apr_status_t rv;
+    const char *err = NULL;
     apr_time_t now = apr_time_now();
-    int status, i, c;
+    int i, c;
     /* Columns: id, name, status, models, rpm, created, expires. */
     enum { NCOL = 7 };
     static const char *const heads[NCOL] = {
@@ -532,16 +542,9 @@ static int cmd_list(apr_pool_t *p, const cli_args *a)
     int width[NCOL];
     const char ***rows;
 
-    if ((status = open_reader(p, a, &store)) >= 0) {
-        return status;
+    if (cr_keystore_list(a->ks, NULL, p, &recs, &err) != APR_SUCCESS) {
+        return fail(EXIT_FAIL, "%s", err ? err : "cannot list the store");
     }
-    rv = cr_store_list(store, p, &recs);
-    if (rv != APR_SUCCESS) {
-        status = fail(EXIT_FAIL, "%s", cr_store_last_error(store));
-        cr_store_close(store);
-        return status;
-    }
-    cr_store_close(store);
 
     if (a->json) {
         fputc('[', stdout);
@@ -596,26 +599,10 @@ static int cmd_list(apr_pool_t *p, const cli_args *a)
 static int cmd_show(apr_pool_t *p, const cli_args *a)
 {
     cr_key_record_t *rec;
-    cr_store_t *store;
-    apr_status_t rv;
-    int status;
+    const char *err = NULL;
 
-    if ((status = open_reader(p, a, &store)) >= 0) {
-        return status;
-    }
-    rv = cr_store_fetch_by_id(store, p, a->id, &rec, NULL);
-    if (rv == APR_NOTFOUND) {
-        status = cr_key_id_wellformed(a->id)
-                 ? fail(EXIT_FAIL, "no key with id %s", a->id)
-                 : fail(EXIT_FAIL, "no key with that id (ids look like key_ "
-                        "and 16 letters or digits)");
-    }
-    else if (rv != APR_SUCCESS) {
-        status = fail(EXIT_FAIL, "%s", cr_store_last_error(store));
-    }
-    cr_store_close(store);
-    if (rv != APR_SUCCESS) {
-        return status;
+    if (cr_keystore_get(a->ks, NULL, p, a->id, &rec, &err) != APR_SUCCESS) {
+        return fail(EXIT_FAIL, "%s", err ? err : "cannot read the key");
     }
     return print_record(p, rec, a->json);
 }
@@ -636,7 +623,7 @@ static int cmd_update(apr_pool_t *p, const cli_args *a)
                     "--models, --rpm, --tpm, --quota, --quota-period, "
                     "--expires");
     }
-    if (cr_store_update_key(p, a->store, a->id, &changes, &rec, &err)
+    if (cr_keystore_update(a->ks, NULL, p, a->id, &changes, &rec, &err)
         != APR_SUCCESS) {
         return fail(EXIT_FAIL, "%s", err ? err : "cannot update the key");
     }
@@ -648,13 +635,66 @@ static int cmd_revoke(apr_pool_t *p, const cli_args *a)
     cr_key_record_t *rec;
     const char *err = NULL;
 
-    if (cr_store_revoke_key(p, a->store, a->id, &rec, &err) != APR_SUCCESS) {
+    if (cr_keystore_revoke(a->ks, NULL, p, a->id, &rec, &err) != APR_SUCCESS) {
         return fail(EXIT_FAIL, "%s", err ? err : "cannot revoke the key");
     }
     if (a->json) {
         return print_record(p, rec, 1);
     }
     printf("revoked %s\n", rec->id);
+    return EXIT_OK;
+}
+
+/* Copy every record of the DBM store a->from into the SQL store; a record
+ * whose hash or id is there already is left as it is (and counted). */
+static int cmd_import(apr_pool_t *p, const cli_args *a)
+{
+    cr_keysql_conn_t *c = cr_keystore_sql_conn(a->ks);
+    apr_array_header_t *recs;
+    cr_store_t *store;
+    char buf[512] = "";
+    int i, copied = 0, skipped = 0;
+
+    if (cr_store_open(p, a->from, 0, &store, buf, sizeof(buf))
+        != APR_SUCCESS) {
+        return fail(EXIT_FAIL, "%s", buf);
+    }
+    if (cr_store_list(store, p, &recs) != APR_SUCCESS) {
+        int status = fail(EXIT_FAIL, "%s", cr_store_last_error(store));
+        cr_store_close(store);
+        return status;
+    }
+    for (i = 0; i < recs->nelts; i++) {
+        cr_key_record_t *rec = APR_ARRAY_IDX(recs, i, cr_key_record_t *);
+        cr_key_record_t *same, *there;
+        const char *hash, *err = NULL;
+        apr_status_t rv;
+
+        if (cr_store_fetch_by_id(store, p, rec->id, &same, &hash)
+            != APR_SUCCESS) {
+            int status = fail(EXIT_FAIL, "%s", cr_store_last_error(store));
+            cr_store_close(store);
+            return status;
+        }
+        rv = cr_keysql_get(c, p, rec->id, &there, NULL, &err);
+        if (rv == APR_SUCCESS) {
+            skipped++;
+            continue;
+        }
+        if (rv != APR_NOTFOUND
+            || cr_keysql_put_new(c, p, hash, same, &err) != APR_SUCCESS) {
+            cr_store_close(store);
+            return fail(EXIT_FAIL, "key %s: %s", rec->id,
+                        err ? err : "cannot copy");
+        }
+        copied++;
+    }
+    cr_store_close(store);
+    printf("imported %d record%s", copied, copied == 1 ? "" : "s");
+    if (skipped) {
+        printf(", %d already there", skipped);
+    }
+    printf("\n");
     return EXIT_OK;
 }
 
@@ -676,8 +716,28 @@ int main(int argc, const char *const *argv)
 
     memset(&args, 0, sizeof(args));
     status = parse_args(pool, argc, argv, &args);
+    if (status < 0 && cr_keysql_is_spec(args.store)) {
+        const char *err = NULL;
+        if (cr_keystore_sql_open(pool, args.store,
+                                 strcmp(args.command, "init") == 0,
+                                 &args.ks, &err) != APR_SUCCESS) {
+            status = fail(EXIT_FAIL, "%s", err);
+        }
+    }
+    else if (status < 0
+             && cr_keystore_dbm_create(pool, args.store, 0, 0, &args.ks)
+                != APR_SUCCESS) {
+        status = fail(EXIT_FAIL, "cannot use the key store");
+    }
     if (status < 0) {
-        if (strcmp(args.command, "create") == 0) {
+        if (strcmp(args.command, "init") == 0) {
+            printf("table " CR_KEYSQL_TABLE " ready\n");
+            status = EXIT_OK;
+        }
+        else if (strcmp(args.command, "import") == 0) {
+            status = cmd_import(pool, &args);
+        }
+        else if (strcmp(args.command, "create") == 0) {
             status = cmd_create(pool, &args);
         }
         else if (strcmp(args.command, "list") == 0) {

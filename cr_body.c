@@ -4,6 +4,14 @@
  * cr_body.c: is a request body a JSON object with a usable "model"?
  * (SPEC section 4.3).  Only reads the body; the gateway forwards the bytes
  * it received unchanged.
+ *
+ * A validating scanner in one pass that builds no tree (simdjson's idea:
+ * find the structural characters and validate UTF-8 as the bytes go by).
+ * The plain text of strings, most of an agent's body, is skipped sixteen
+ * bytes at a time (SSE2; eight with a portable word loop), stopping only
+ * at '"', '\\', a control character or a byte >= 0x80.  Only the members
+ * the gateway decides on are decoded (cr_body.h).  State is carried across
+ * pieces byte for byte, so the body may arrive in pieces of any size.
  */
 
 #include <string.h>
@@ -11,439 +19,1086 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "cr_body.h"
 
-/* Classify a parse result and the "model"/"stream" members. */
-static cr_body_status_e examine(apr_pool_t *p, cr_json_t *doc,
-                                const char *err, cr_json_error_e kind,
-                                cr_body_info_t *info)
-{
-    cr_json_t *model, *stream;
-    const char *name;
+/* Lexer states. */
+enum {
+    S_VALUE = 0,       /* a value is expected */
+    S_VALUE_OR_CLOSE,  /* after '[': a value or ']' */
+    S_NAME_OR_CLOSE,   /* after '{': a member name or '}' */
+    S_NAME,            /* after ',' in an object: a member name */
+    S_COLON,           /* after a member name */
+    S_AFTER,           /* after a value: ',', '}', ']' or the end */
+    S_STR,             /* in a string */
+    S_STR_ESC,         /* after a backslash */
+    S_STR_HEX,         /* in the four hex digits of a u-escape */
+    S_STR_LOW_BS,      /* after a high surrogate escape: '\\' must follow */
+    S_STR_LOW_U,       /* ... then 'u' */
+    S_STR_UTF8,        /* in a multi-byte UTF-8 character */
+    S_NUM_MINUS,       /* after '-' */
+    S_NUM_ZERO,        /* after a leading '0' */
+    S_NUM_INT,         /* in the integer digits */
+    S_NUM_DOT,         /* after '.' */
+    S_NUM_FRAC,        /* in the fraction digits */
+    S_NUM_E,           /* after 'e' */
+    S_NUM_ESIGN,       /* after the exponent's sign */
+    S_NUM_EXP,         /* in the exponent digits */
+    S_LIT,             /* in true, false or null */
+    S_ERROR            /* refused; the rest is not looked at */
+};
 
-    if (doc == NULL) {
-        switch (kind) {
-        case CR_JSON_ERR_DUPLICATE:
-            info->detail = apr_pstrcat(p, "The request body is not accepted: ",
-                                       err, ".", NULL);
-            return CR_BODY_DUPLICATE_MEMBER;
-        case CR_JSON_ERR_READ:
-            info->detail = "The request body could not be read.";
-            return CR_BODY_READ_ERROR;
-        default:
-            info->detail = apr_pstrcat(p, "The request body is not valid JSON: ",
-                                       err ? err : "parse error", ".", NULL);
-            return CR_BODY_INVALID_JSON;
+/* Value types, for the watched members. */
+enum { T_STRING, T_NUMBER, T_TRUE, T_FALSE, T_NULL, T_OBJECT, T_ARRAY };
+
+/* The members the gateway decides on. */
+enum { ROLE_NONE = 0, ROLE_MODEL, ROLE_STREAM, ROLE_SO, ROLE_IU };
+#define SEEN_MODEL   1
+#define SEEN_STREAM  2
+#define SEEN_SO      4
+#define SEEN_IU      8
+
+/* Where decoded string text goes. */
+enum { CAP_NONE = 0, CAP_NAME, CAP_MODEL };
+
+/* String kinds. */
+enum { K_NAME = 0, K_VALUE };
+
+/* 2^1024 - 2^970: the least magnitude strtod() rounds to infinity (and
+ * Jansson refuses as "real number overflow"), as 309 significant digits;
+ * it is d.ddd... * 10^308. */
+static const char real_limit[] =
+    "179769313486231580793728971405303415079934132710037826936173778980444"
+    "968292764750946649017977587207096330286416692887910946555547851940402"
+    "630657488671505820681908902000708383676273854845817711531764475730270"
+    "069855571366959622842914819860834936475292719074168444365510704342711"
+    "559699508093042880177904174497792";
+#define REAL_LIMIT_DIGITS ((apr_int64_t)sizeof(real_limit) - 1)
+#define REAL_LIMIT_EXP    308
+#define EXP_SATURATE      APR_INT64_C(1000000000000000)
+
+/* Bytes that end a run of plain string text: '"', '\\', controls and
+ * bytes >= 0x80 (1); everything else (0). */
+static const unsigned char stops[256] = {
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1
+};
+
+/* The first byte at or after p that ends plain text, or end. */
+static const unsigned char *skip_plain(const unsigned char *p,
+                                       const unsigned char *end)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+
+    /* Most strings are short (names, types): one look at 16 first. */
+    if (end - p >= 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i ma = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, quote),
+                                               _mm_cmpeq_epi8(a, bslash)),
+                                  _mm_cmplt_epi8(a, space));
+        unsigned int m = (unsigned int)_mm_movemask_epi8(ma);
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+        p += 16;
+    }
+    while (end - p >= 32) {
+        /* A signed compare with 0x20 catches the controls and, being
+         * negative, every byte >= 0x80. */
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+        __m128i ma = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, quote),
+                                               _mm_cmpeq_epi8(a, bslash)),
+                                  _mm_cmplt_epi8(a, space));
+        __m128i mb = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(b, quote),
+                                               _mm_cmpeq_epi8(b, bslash)),
+                                  _mm_cmplt_epi8(b, space));
+        unsigned int m = (unsigned int)_mm_movemask_epi8(ma)
+                         | ((unsigned int)_mm_movemask_epi8(mb) << 16);
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+        p += 32;
+    }
+    if (end - p >= 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i ma = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, quote),
+                                               _mm_cmpeq_epi8(a, bslash)),
+                                  _mm_cmplt_epi8(a, space));
+        unsigned int m = (unsigned int)_mm_movemask_epi8(ma);
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+        p += 16;
+    }
+#else
+    const apr_uint64_t ones = APR_UINT64_C(0x0101010101010101);
+    const apr_uint64_t highs = APR_UINT64_C(0x8080808080808080);
+
+    while (end - p >= 8) {
+        apr_uint64_t x, q, b;
+        memcpy(&x, p, 8);
+        q = x ^ (ones * '"');
+        b = x ^ (ones * '\\');
+        /* A zero byte of q or b, a byte < 0x20, or a high bit. */
+        if (((q - ones) & ~q) & highs || ((b - ones) & ~b) & highs
+            || (x | ((x - ones * 0x20) & ~x)) & highs) {
+            break;
+        }
+        p += 8;
+    }
+#endif
+    while (p < end && !stops[*p]) {
+        p++;
+    }
+    return p;
+}
+
+/* ---- state helpers ------------------------------------------------- */
+
+static int fail(cr_body_scan_t *s, cr_body_status_e err, const char *what,
+                apr_off_t at)
+{
+    if (s->err == CR_BODY_OK) {
+        s->err = err;
+        s->err_what = what;
+        s->err_at = at;
+    }
+    return S_ERROR;
+}
+
+static void cap_byte(cr_body_scan_t *s, unsigned char c)
+{
+    if (s->capture == CAP_MODEL) {
+        if (s->model_len < CR_BODY_MAX_MODEL_LEN) {
+            s->model[s->model_len++] = (char)c;
+        }
+        else {
+            /* Too long: no need to keep decoding. */
+            s->model_state = 3;
+            s->capture = CAP_NONE;
         }
     }
+    else if (s->cap_len < sizeof(s->name)) {
+        s->name[s->cap_len++] = (char)c;
+    }
+    else {
+        s->cap_over = 1;          /* not one of the names we look for */
+        s->capture = CAP_NONE;
+    }
+}
 
-    if (cr_json_type(doc) != CR_JSON_OBJECT) {
+static void cap_code_point(cr_body_scan_t *s, unsigned int cp)
+{
+    if (cp < 0x80) {
+        cap_byte(s, (unsigned char)cp);
+    }
+    else if (cp < 0x800) {
+        cap_byte(s, (unsigned char)(0xC0 | (cp >> 6)));
+        cap_byte(s, (unsigned char)(0x80 | (cp & 0x3F)));
+    }
+    else if (cp < 0x10000) {
+        cap_byte(s, (unsigned char)(0xE0 | (cp >> 12)));
+        cap_byte(s, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
+        cap_byte(s, (unsigned char)(0x80 | (cp & 0x3F)));
+    }
+    else {
+        cap_byte(s, (unsigned char)(0xF0 | (cp >> 18)));
+        cap_byte(s, (unsigned char)(0x80 | ((cp >> 12) & 0x3F)));
+        cap_byte(s, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
+        cap_byte(s, (unsigned char)(0x80 | (cp & 0x3F)));
+    }
+}
+
+/* The first byte of a multi-byte character: how many follow and the
+ * range of the next one (no overlong form, no surrogate, nothing past
+ * U+10FFFF).  0 if it cannot start one. */
+static int utf8_lead(cr_body_scan_t *s, unsigned char c)
+{
+    if (c >= 0xC2 && c <= 0xDF) {
+        s->utf8_need = 1;
+        s->utf8_lo = 0x80;
+        s->utf8_hi = 0xBF;
+    }
+    else if (c >= 0xE0 && c <= 0xEF) {
+        s->utf8_need = 2;
+        s->utf8_lo = c == 0xE0 ? 0xA0 : 0x80;
+        s->utf8_hi = c == 0xED ? 0x9F : 0xBF;
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        s->utf8_need = 3;
+        s->utf8_lo = c == 0xF0 ? 0x90 : 0x80;
+        s->utf8_hi = c == 0xF4 ? 0x8F : 0xBF;
+    }
+    else {
+        return 0;
+    }
+    return 1;
+}
+
+/* A run of multi-byte characters that lie whole in [p, end): returns the
+ * first byte after them (an ASCII byte, a character cut by end, or a bad
+ * byte, which the caller then looks at one at a time). */
+static const unsigned char *utf8_run(const unsigned char *p,
+                                     const unsigned char *end)
+{
+    while (p < end) {
+        unsigned char c = p[0];
+        if (c < 0xC2) {
+            return p;                  /* ASCII, or not a lead byte */
+        }
+        if (c <= 0xDF) {
+            if (end - p < 2 || (p[1] & 0xC0) != 0x80) {
+                return p;
+            }
+            p += 2;
+        }
+        else if (c <= 0xEF) {
+            unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
+            unsigned char hi = c == 0xED ? 0x9F : 0xBF;
+            if (end - p < 3 || p[1] < lo || p[1] > hi
+                || (p[2] & 0xC0) != 0x80) {
+                return p;
+            }
+            p += 3;
+        }
+        else if (c <= 0xF4) {
+            unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
+            unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
+            if (end - p < 4 || p[1] < lo || p[1] > hi
+                || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) {
+                return p;
+            }
+            p += 4;
+        }
+        else {
+            return p;
+        }
+    }
+    return p;
+}
+
+/* A value begins (its first byte at `at`, in a container of depth
+ * s->depth <= 2): note it if it is one the gateway decides on. */
+static void watch_start(cr_body_scan_t *s, int type, apr_off_t at)
+{
+    if (s->depth == 0) {
+        s->top = type == T_OBJECT ? 1 : 2;
+        return;
+    }
+    if (s->top != 1) {
+        return;
+    }
+    if (s->depth == 1) {
+        switch (s->role1) {
+        case ROLE_MODEL:
+            if (type == T_STRING) {
+                s->model_state = 1;
+                s->model_len = 0;
+                s->capture = CAP_MODEL;
+            }
+            else {
+                s->model_state = 2;
+            }
+            break;
+        case ROLE_STREAM:
+            s->stream = (type == T_TRUE);
+            break;
+        case ROLE_SO:
+            s->stream_options = type == T_OBJECT ? 1 : type == T_NULL ? 2 : 3;
+            s->so_object = (type == T_OBJECT);
+            s->so_start = at;
+            break;
+        default:
+            break;
+        }
+    }
+    else if (s->role1 == ROLE_SO && s->so_object && s->role2 == ROLE_IU) {
+        s->include_usage = type == T_TRUE ? 1 : type == T_FALSE ? 2 : 3;
+        s->iu_start = at;
+    }
+}
+
+/* A value ended just before `end` (s->depth is its container's). */
+static void watch_end(cr_body_scan_t *s, apr_off_t end)
+{
+    if (s->depth == 0) {
+        if (s->top == 1) {
+            s->object_end = end - 1;
+        }
+        return;
+    }
+    if (s->top != 1) {
+        return;
+    }
+    if (s->depth == 1) {
+        if (s->role1 == ROLE_SO) {
+            s->so_end = end;
+        }
+        s->role1 = ROLE_NONE;
+    }
+    else if (s->role1 == ROLE_SO && s->so_object) {
+        if (s->role2 == ROLE_IU) {
+            s->iu_end = end;
+        }
+        s->role2 = ROLE_NONE;
+    }
+}
+
+/* A member name starts: decode it if it may be one we decide on. */
+static void name_start(cr_body_scan_t *s)
+{
+    s->kind = K_NAME;
+    s->capture = CAP_NONE;
+    if (s->top == 1 && (s->depth == 1
+                        || (s->depth == 2 && s->role1 == ROLE_SO
+                            && s->so_object))) {
+        s->capture = CAP_NAME;
+        s->cap_len = 0;
+        s->cap_over = 0;
+    }
+}
+
+#define NAME_IS(s, lit) ((s)->cap_len == sizeof(lit) - 1 \
+                         && memcmp((s)->name, lit, sizeof(lit) - 1) == 0)
+
+/* A decoded member name ended (at `at`); returns the next state. */
+static int name_end(cr_body_scan_t *s, apr_off_t at)
+{
+    int role = ROLE_NONE, bit = 0;
+    const char *which = NULL;
+
+    s->capture = CAP_NONE;
+    if (s->cap_over) {
+        return S_COLON;
+    }
+    if (s->depth == 1) {
+        if (NAME_IS(s, "model")) {
+            role = ROLE_MODEL, bit = SEEN_MODEL, which = "model";
+        }
+        else if (NAME_IS(s, "stream")) {
+            role = ROLE_STREAM, bit = SEEN_STREAM, which = "stream";
+        }
+        else if (NAME_IS(s, "stream_options")) {
+            role = ROLE_SO, bit = SEEN_SO, which = "stream_options";
+        }
+        s->role1 = role;
+    }
+    else if (NAME_IS(s, "include_usage")) {
+        role = ROLE_IU, bit = SEEN_IU, which = "include_usage";
+        s->role2 = role;
+    }
+    if (bit) {
+        if (s->seen & bit) {
+            s->err_what = which;   /* named in the detail: our own word */
+            s->err = CR_BODY_DUPLICATE_MEMBER;
+            s->err_at = at;
+            return S_ERROR;
+        }
+        s->seen |= bit;
+    }
+    return S_COLON;
+}
+
+static void num_sig_digit(cr_body_scan_t *s, int d)
+{
+    if (s->num_cmp == 0) {
+        if (s->num_sigcount >= 0 && s->num_sigcount < REAL_LIMIT_DIGITS) {
+            int t = real_limit[(apr_size_t)s->num_sigcount] - '0';
+            s->num_cmp = (d > t) - (d < t);
+        }
+        s->num_sigcount++;
+    }
+}
+
+/* A number ended: is it in the range Jansson accepts? */
+static int num_in_range(const cr_body_scan_t *s)
+{
+    apr_int64_t e;
+
+    if (!s->num_real) {
+        return s->num_digits <= 19
+               && s->num_int <= APR_UINT64_C(9223372036854775807)
+                                + (apr_uint64_t)s->num_neg;
+    }
+    if (!s->num_sig) {
+        return 1;                      /* zero */
+    }
+    e = s->num_eneg ? -s->num_exp : s->num_exp;
+    e += s->num_lead < 0 ? s->num_digits - 1 : -(s->num_lead + 1);
+    if (e != REAL_LIMIT_EXP) {
+        return e < REAL_LIMIT_EXP;
+    }
+    return s->num_cmp < 0
+           || (s->num_cmp == 0 && s->num_sigcount < REAL_LIMIT_DIGITS);
+}
+
+static void num_reset(cr_body_scan_t *s)
+{
+    s->num_neg = s->num_real = s->num_sig = 0;
+    s->num_int = 0;
+    s->num_digits = s->num_lead = s->num_sigcount = s->num_exp = 0;
+    s->num_cmp = s->num_eneg = 0;
+}
+
+static void push(cr_body_scan_t *s, int object)
+{
+    unsigned char bit = (unsigned char)(1u << (s->depth % 8));
+
+    if (object) {
+        s->in_object[s->depth / 8] |= bit;
+    }
+    else {
+        s->in_object[s->depth / 8] &= (unsigned char)~bit;
+    }
+    s->depth++;
+    s->cur_object = object;
+}
+
+static void pop(cr_body_scan_t *s)
+{
+    s->depth--;
+    s->cur_object = s->depth > 0
+        && (s->in_object[(s->depth - 1) / 8] >> ((s->depth - 1) % 8)) & 1;
+}
+
+#define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
+
+/* ---- the scanner --------------------------------------------------- */
+
+void cr_body_scan_init(cr_body_scan_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->state = S_VALUE;
+}
+
+int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
+{
+    const unsigned char *base = (const unsigned char *)data;
+    const unsigned char *p = base, *end = base + len;
+    int st = s->state;
+
+#define AT(q) (s->pos + (apr_off_t)((q) - base))
+#define FAIL(what, q) do { st = fail(s, CR_BODY_INVALID_JSON, what, AT(q)); \
+                           goto out; } while (0)
+    /* A value ended just before q. */
+#define VALUE_END(q) do { st = S_AFTER; \
+                          if (s->depth <= 2) { watch_end(s, AT(q)); } \
+                        } while (0)
+
+    if (st == S_ERROR) {
+        return 1;
+    }
+    while (p < end) {
+        unsigned char c = *p;
+
+        switch (st) {
+        case S_STR:
+            if (s->capture == CAP_NONE) {
+                p = skip_plain(p, end);
+                if (p == end) {
+                    goto out;
+                }
+                c = *p;
+            }
+            if (c == '"') {
+                p++;
+                if (s->kind == K_NAME) {
+                    st = s->capture == CAP_NAME ? name_end(s, AT(p - 1))
+                                                : S_COLON;
+                    if (st == S_ERROR) {
+                        goto out;
+                    }
+                    if (p < end && *p == ':') {
+                        st = S_VALUE;        /* the usual "name": */
+                        p++;
+                    }
+                }
+                else {
+                    s->capture = CAP_NONE;
+                    VALUE_END(p);
+                }
+            }
+            else if (c == '\\') {
+                p++;
+                st = S_STR_ESC;
+            }
+            else if (c >= 0x80) {
+                if (s->capture == CAP_NONE) {
+                    const unsigned char *q = utf8_run(p, end);
+                    if (q != p) {
+                        p = q;
+                        continue;
+                    }
+                }
+                if (!utf8_lead(s, c)) {
+                    FAIL("the text is not valid UTF-8", p);
+                }
+                if (s->capture) {
+                    cap_byte(s, c);
+                }
+                p++;
+                st = S_STR_UTF8;
+            }
+            else if (c < 0x20) {
+                FAIL("a string contains a control character", p);
+            }
+            else {
+                cap_byte(s, c);      /* capturing: plain text */
+                p++;
+            }
+            break;
+
+        case S_STR_UTF8:
+            if (c < s->utf8_lo || c > s->utf8_hi) {
+                FAIL("the text is not valid UTF-8", p);
+            }
+            if (s->capture) {
+                cap_byte(s, c);
+            }
+            s->utf8_lo = 0x80;
+            s->utf8_hi = 0xBF;
+            if (--s->utf8_need == 0) {
+                st = S_STR;
+            }
+            p++;
+            break;
+
+        case S_STR_ESC: {
+            unsigned char d;
+            switch (c) {
+            case '"': case '\\': case '/': d = c; break;
+            case 'b': d = '\b'; break;
+            case 'f': d = '\f'; break;
+            case 'n': d = '\n'; break;
+            case 'r': d = '\r'; break;
+            case 't': d = '\t'; break;
+            case 'u':
+                s->hex_left = 4;
+                s->hex_val = 0;
+                s->high = 0;
+                st = S_STR_HEX;
+                p++;
+                continue;
+            default:
+                FAIL("invalid escape in a string", p);
+            }
+            if (s->capture) {
+                cap_byte(s, d);
+            }
+            st = S_STR;
+            p++;
+            break;
+        }
+
+        case S_STR_HEX: {
+            unsigned int v = 0;
+            if (c >= '0' && c <= '9') {
+                v = c - '0';
+            }
+            else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+                v = (c | 0x20) - 'a' + 10;
+            }
+            else {
+                FAIL("invalid escape in a string", p);
+            }
+            s->hex_val = (s->hex_val << 4) | v;
+            p++;
+            if (--s->hex_left > 0) {
+                break;
+            }
+            v = s->hex_val;
+            if (s->high) {
+                if (v < 0xDC00 || v > 0xDFFF) {
+                    FAIL("invalid Unicode escape (a lone surrogate)", p - 1);
+                }
+                v = 0x10000 + ((s->high - 0xD800) << 10) + (v - 0xDC00);
+                s->high = 0;
+            }
+            else if (v >= 0xD800 && v <= 0xDBFF) {
+                s->high = v;
+                st = S_STR_LOW_BS;
+                break;
+            }
+            else if (v >= 0xDC00 && v <= 0xDFFF) {
+                FAIL("invalid Unicode escape (a lone surrogate)", p - 1);
+            }
+            else if (v == 0) {
+                FAIL("\\u0000 is not allowed", p - 1);
+            }
+            if (s->capture) {
+                cap_code_point(s, v);
+            }
+            st = S_STR;
+            break;
+        }
+
+        case S_STR_LOW_BS:
+            if (c != '\\') {
+                FAIL("invalid Unicode escape (a lone surrogate)", p);
+            }
+            st = S_STR_LOW_U;
+            p++;
+            break;
+
+        case S_STR_LOW_U:
+            if (c != 'u') {
+                FAIL("invalid Unicode escape (a lone surrogate)", p);
+            }
+            s->hex_left = 4;
+            s->hex_val = 0;
+            st = S_STR_HEX;
+            p++;
+            break;
+
+        case S_AFTER:
+            if (c == ',') {
+                if (s->depth == 0) {
+                    FAIL("data after the JSON value", p);
+                }
+                p++;
+                if (!s->cur_object) {
+                    st = S_VALUE;
+                }
+                else if (p < end && *p == '"') {
+                    /* the usual ,"name" */
+                    if (s->depth <= 2) {
+                        name_start(s);
+                    }
+                    else {
+                        s->kind = K_NAME;
+                        s->capture = CAP_NONE;
+                    }
+                    st = S_STR;
+                    p++;
+                }
+                else {
+                    st = S_NAME;
+                }
+            }
+            else if (c == '}') {
+                if (s->depth == 0 || !s->cur_object) {
+                    FAIL(s->depth ? "unexpected character"
+                                  : "data after the JSON value", p);
+                }
+                pop(s);
+                p++;
+                VALUE_END(p);
+            }
+            else if (c == ']') {
+                if (s->depth == 0 || s->cur_object) {
+                    FAIL(s->depth ? "unexpected character"
+                                  : "data after the JSON value", p);
+                }
+                pop(s);
+                p++;
+                VALUE_END(p);
+            }
+            else if (IS_WS(c)) {
+                p++;
+            }
+            else {
+                FAIL(s->depth ? "unexpected character"
+                              : "data after the JSON value", p);
+            }
+            break;
+
+        case S_COLON:
+            if (c == ':') {
+                st = S_VALUE;
+                p++;
+            }
+            else if (IS_WS(c)) {
+                p++;
+            }
+            else {
+                FAIL("unexpected character", p);
+            }
+            break;
+
+        case S_NAME_OR_CLOSE:
+            if (c == '}') {
+                pop(s);
+                p++;
+                VALUE_END(p);
+                break;
+            }
+            /* fall through */
+        case S_NAME:
+            if (c == '"') {
+                if (s->depth <= 2) {
+                    name_start(s);
+                }
+                else {
+                    s->kind = K_NAME;
+                    s->capture = CAP_NONE;
+                }
+                st = S_STR;
+                p++;
+            }
+            else if (IS_WS(c)) {
+                p++;
+            }
+            else {
+                FAIL("unexpected character", p);
+            }
+            break;
+
+        case S_VALUE_OR_CLOSE:
+            if (c == ']') {
+                pop(s);
+                p++;
+                VALUE_END(p);
+                break;
+            }
+            /* fall through */
+        case S_VALUE: {
+            int type;
+
+            if (IS_WS(c)) {
+                p++;
+                break;
+            }
+            if (s->depth >= CR_BODY_MAX_DEPTH) {
+                FAIL("it is nested deeper than 2048 levels", p);
+            }
+            switch (c) {
+            case '"':
+                type = T_STRING;
+                s->kind = K_VALUE;
+                s->capture = CAP_NONE;
+                st = S_STR;
+                break;
+            case '{':
+                type = T_OBJECT;
+                st = S_NAME_OR_CLOSE;
+                break;
+            case '[':
+                type = T_ARRAY;
+                st = S_VALUE_OR_CLOSE;
+                break;
+            case 't':
+                type = T_TRUE;
+                s->lit = "rue";
+                st = S_LIT;
+                break;
+            case 'f':
+                type = T_FALSE;
+                s->lit = "alse";
+                st = S_LIT;
+                break;
+            case 'n':
+                type = T_NULL;
+                s->lit = "ull";
+                st = S_LIT;
+                break;
+            case '-':
+                type = T_NUMBER;
+                num_reset(s);
+                s->num_neg = 1;
+                st = S_NUM_MINUS;
+                break;
+            default:
+                if (c >= '0' && c <= '9') {
+                    type = T_NUMBER;
+                    num_reset(s);
+                    st = S_NUM_MINUS;    /* the digit is read there */
+                    if (s->depth <= 2) {
+                        watch_start(s, type, AT(p));
+                    }
+                    continue;
+                }
+                FAIL("unexpected character", p);
+            }
+            if (s->depth <= 2) {
+                watch_start(s, type, AT(p));
+            }
+            if (type == T_OBJECT || type == T_ARRAY) {
+                push(s, type == T_OBJECT);
+            }
+            p++;
+            if (st == S_LIT && end - p >= 4) {
+                /* The whole literal is here: compare it at once. */
+                apr_size_t n = strlen(s->lit);
+                if (memcmp(p, s->lit, n) == 0) {
+                    p += n;
+                    VALUE_END(p);
+                }
+                /* else S_LIT finds the bad byte */
+            }
+            break;
+        }
+
+        case S_LIT:
+            if (c != (unsigned char)*s->lit) {
+                FAIL("unexpected character", p);
+            }
+            p++;
+            if (*++s->lit == '\0') {
+                VALUE_END(p);
+            }
+            break;
+
+        case S_NUM_MINUS:
+            if (c == '0') {
+                s->num_digits = 1;
+                st = S_NUM_ZERO;
+                p++;
+                break;
+            }
+            if (c < '1' || c > '9') {
+                FAIL("invalid number", p);
+            }
+            s->num_lead = -1;           /* the integer part is not zero */
+            s->num_sig = 1;
+            st = S_NUM_INT;
+            /* fall through: the digit */
+        case S_NUM_INT:
+            while (p < end && *p >= '0' && *p <= '9') {
+                int d = *p - '0';
+                if (++s->num_digits <= 19) {
+                    s->num_int = s->num_int * 10 + (apr_uint64_t)d;
+                }
+                num_sig_digit(s, d);
+                p++;
+            }
+            if (p == end) {
+                goto out;
+            }
+            c = *p;
+            /* fall through */
+        case S_NUM_ZERO:
+            if (c == '.') {
+                s->num_real = 1;
+                st = S_NUM_DOT;
+                p++;
+            }
+            else if (c == 'e' || c == 'E') {
+                s->num_real = 1;
+                st = S_NUM_E;
+                p++;
+            }
+            else if (c >= '0' && c <= '9') {
+                FAIL("invalid number (a leading zero)", p);
+            }
+            else {
+                goto num_end;
+            }
+            break;
+
+        case S_NUM_DOT:
+            if (c < '0' || c > '9') {
+                FAIL("invalid number", p);
+            }
+            st = S_NUM_FRAC;
+            /* fall through */
+        case S_NUM_FRAC:
+            while (p < end && *p >= '0' && *p <= '9') {
+                int d = *p - '0';
+                if (s->num_sig) {
+                    num_sig_digit(s, d);
+                }
+                else if (d == 0) {
+                    s->num_lead++;
+                }
+                else {
+                    s->num_sig = 1;
+                    num_sig_digit(s, d);
+                }
+                p++;
+            }
+            if (p == end) {
+                goto out;
+            }
+            c = *p;
+            if (c == 'e' || c == 'E') {
+                st = S_NUM_E;
+                p++;
+                break;
+            }
+            goto num_end;
+
+        case S_NUM_E:
+            if (c == '+' || c == '-') {
+                s->num_eneg = (c == '-');
+                st = S_NUM_ESIGN;
+                p++;
+                break;
+            }
+            /* fall through */
+        case S_NUM_ESIGN:
+            if (c < '0' || c > '9') {
+                FAIL("invalid number", p);
+            }
+            st = S_NUM_EXP;
+            /* fall through */
+        case S_NUM_EXP:
+            while (p < end && *p >= '0' && *p <= '9') {
+                if (s->num_exp < EXP_SATURATE) {
+                    s->num_exp = s->num_exp * 10 + (*p - '0');
+                }
+                p++;
+            }
+            if (p == end) {
+                goto out;
+            }
+            /* fall through */
+        num_end:
+            if (!num_in_range(s)) {
+                FAIL("a number is out of range", p);
+            }
+            VALUE_END(p);
+            break;          /* the byte at p is read in S_AFTER */
+
+        case S_ERROR:
+        default:
+            goto out;
+        }
+    }
+out:
+    if (st != S_ERROR) {
+        s->pos += (apr_off_t)len;
+    }
+    s->state = st;
+    return st == S_ERROR;
+#undef AT
+#undef FAIL
+#undef VALUE_END
+}
+
+cr_body_status_e cr_body_scan_finish(apr_pool_t *p, cr_body_scan_t *s,
+                                     cr_body_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    if (s->err == CR_BODY_OK && s->pos == 0 && s->state == S_VALUE) {
+        info->detail = "The request body is empty; a JSON object is expected.";
+        return CR_BODY_EMPTY;
+    }
+    if (s->err == CR_BODY_OK && s->depth == 0) {
+        /* A number at the top level ends with the body. */
+        switch (s->state) {
+        case S_NUM_ZERO:
+        case S_NUM_INT:
+        case S_NUM_FRAC:
+        case S_NUM_EXP:
+            if (num_in_range(s)) {
+                s->state = S_AFTER;
+            }
+            else {
+                fail(s, CR_BODY_INVALID_JSON, "a number is out of range",
+                     s->pos);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (s->err == CR_BODY_OK && !(s->state == S_AFTER && s->depth == 0)) {
+        fail(s, CR_BODY_INVALID_JSON, "the body ends before the JSON value",
+             s->pos);
+    }
+    switch (s->err) {
+    case CR_BODY_OK:
+        break;
+    case CR_BODY_DUPLICATE_MEMBER:
+        info->detail = apr_psprintf(p, "The request body is not accepted: "
+                                    "duplicate member \"%s\" (position %"
+                                    APR_OFF_T_FMT ").", s->err_what,
+                                    s->err_at);
+        return s->err;
+    case CR_BODY_READ_ERROR:
+        info->detail = "The request body could not be read.";
+        return s->err;
+    default:
+        info->detail = apr_psprintf(p, "The request body is not valid JSON: "
+                                    "%s (position %" APR_OFF_T_FMT ").",
+                                    s->err_what, s->err_at);
+        return CR_BODY_INVALID_JSON;
+    }
+    if (s->top != 1) {
         info->detail = "The request body must be a JSON object.";
         return CR_BODY_NOT_OBJECT;
     }
-
-    stream = cr_json_get(p, doc, "stream");
-    info->stream = cr_json_is_true(stream);
-
-    model = cr_json_get(p, doc, "model");
-    if (model == NULL) {
+    if (!(s->seen & SEEN_MODEL)) {
         info->detail = "The request body has no \"model\" member.";
         return CR_BODY_NO_MODEL;
     }
-    name = cr_json_string(p, model);
-    if (name == NULL) {
+    if (s->model_state == 2) {
         info->detail = "The \"model\" member must be a string.";
         return CR_BODY_MODEL_NOT_STRING;
     }
-    if (name[0] == '\0') {
-        info->detail = "The \"model\" member must not be empty.";
-        return CR_BODY_MODEL_NOT_STRING;
-    }
-    if (strlen(name) > CR_BODY_MAX_MODEL_LEN) {
+    if (s->model_state == 3) {
         info->detail = apr_psprintf(p, "The \"model\" member is longer than "
                                     "%d bytes.", CR_BODY_MAX_MODEL_LEN);
         return CR_BODY_MODEL_NOT_STRING;
     }
-    info->model = name;
+    if (s->model_len == 0) {
+        info->detail = "The \"model\" member must not be empty.";
+        return CR_BODY_MODEL_NOT_STRING;
+    }
+    info->model = apr_pstrmemdup(p, s->model, s->model_len);
+    info->stream = s->stream;
+    info->object_end = s->object_end;
+    info->stream_options = s->stream_options;
+    if (s->stream_options) {
+        info->stream_options_start = s->so_start;
+        info->stream_options_end = s->so_end;
+    }
+    info->include_usage = s->include_usage;
+    if (s->include_usage) {
+        info->include_usage_start = s->iu_start;
+        info->include_usage_end = s->iu_end;
+    }
     return CR_BODY_OK;
-}
-
-static void info_reset(cr_body_info_t *info)
-{
-    info->model = NULL;
-    info->stream = 0;
-    info->detail = NULL;
 }
 
 cr_body_status_e cr_body_inspect(apr_pool_t *p, const char *data,
                                  apr_size_t len, cr_body_info_t *info)
 {
-    cr_json_t *doc;
-    const char *err = NULL;
-    cr_json_error_e kind;
+    cr_body_scan_t s;
 
-    info_reset(info);
-    if (data == NULL || len == 0) {
-        info->detail = "The request body is empty; a JSON object is expected.";
-        return CR_BODY_EMPTY;
+    cr_body_scan_init(&s);
+    if (data != NULL && len > 0) {
+        cr_body_scan(&s, data, len);
     }
-    doc = cr_json_parse_ex(p, data, len, CR_JSON_REJECT_DUPLICATES, &err,
-                           &kind);
-    return examine(p, doc, err, kind, info);
+    return cr_body_scan_finish(p, &s, info);
 }
 
-/* Strings longer than this are parsed only up to here: the rest of the
- * string's plain text is checked here and skipped on its way to Jansson.
- * The gateway needs the model (at most CR_BODY_MAX_MODEL_LEN bytes) and
- * the document's structure, not the text of prompts: skipping it keeps a
- * large body (a base64 image, a long conversation) from being held twice
- * in memory and from costing parser time by the byte (Jansson costs about
- * 130 instructions a byte, the check here a few).  The body itself is
- * forwarded unchanged. */
-#define CR_BODY_STRING_KEEP 512
-
-/* Inside a nested array or object (messages, tools, content blocks) no
- * string value is examined, so none of its plain text is kept. */
-#define CR_BODY_NESTED_STRING_KEEP 0
-
-typedef enum {
-    LEX_OUTSIDE = 0,     /* between tokens */
-    LEX_STRING,          /* inside a string literal */
-    LEX_ESCAPE,          /* just after a backslash inside a string */
-    LEX_UNICODE          /* inside the four hex digits of a u-escape */
-} lex_state_e;
-
-/* Deepest nesting whose object/array kind is tracked; Jansson refuses
- * deeper documents anyway (its limit is 2048). */
-#define CR_BODY_TRACK_DEPTH 2048
-
-typedef struct {
-    cr_json_read_fn read_fn;
-    void *baton;
-    apr_size_t total;
-    lex_state_e state;
-    unsigned int depth;  /* nesting depth */
-    int expect_name;     /* the next string is an object member name */
-    int in_name;         /* the current string is a member name: kept whole */
-    unsigned char in_object[CR_BODY_TRACK_DEPTH / 8];  /* bit per level */
-    apr_size_t run;      /* plain bytes of the current string kept so far */
-    int hex_left;        /* hex digits still to come in a u-escape */
-    int skipping;        /* dropping the plain text of the current string */
-    /* The skipped text is checked as Jansson would check it. */
-    int utf8_need;       /* continuation bytes still to come */
-    apr_uint32_t utf8_cp;    /* the code point so far */
-    apr_uint32_t utf8_min;   /* the least code point of this length */
-    const char *invalid;     /* what was wrong with skipped text, or NULL */
-    apr_size_t invalid_at;   /* and its offset in the body */
-    apr_size_t emitted;      /* bytes handed to the parser so far */
-    apr_size_t marker_at;    /* where in those the 0x01 marker went */
-} counting_reader;
-
-/* Check skipped plain string text: no control character, and strict
- * UTF-8 (no overlong form, no surrogate, nothing past U+10FFFF), which is
- * what Jansson checks.  A sequence may span reads.  Returns the offset of
- * the first bad byte, or n; *what says what is wrong. */
-static apr_size_t check_skipped_text(counting_reader *reader,
-                                     const unsigned char *s, apr_size_t n,
-                                     const char **what)
-{
-    const apr_uint64_t ones = APR_UINT64_C(0x0101010101010101);
-    const apr_uint64_t highs = APR_UINT64_C(0x8080808080808080);
-    apr_size_t i = 0;
-
-    while (i < n) {
-        unsigned char c;
-
-        if (reader->utf8_need == 0) {
-            /* Eight ASCII characters at a time: no high bit, no byte
-             * below 0x20 (a byte below 0x20 borrows into its high bit). */
-            while (i + 8 <= n) {
-                apr_uint64_t x;
-                memcpy(&x, s + i, 8);
-                if ((x | ((x - ones * 0x20) & ~x)) & highs) {
-                    break;
-                }
-                i += 8;
-            }
-            if (i == n) {
-                break;
-            }
-            c = s[i];
-            if (c < 0x20) {
-                *what = "a string contains a control character";
-                return i;
-            }
-            if (c >= 0x80) {
-                if (c < 0xC2 || c > 0xF4) {
-                    *what = "the text is not valid UTF-8";
-                    return i;
-                }
-                reader->utf8_need = c < 0xE0 ? 1 : c < 0xF0 ? 2 : 3;
-                reader->utf8_cp = c & (0x3F >> reader->utf8_need);
-                reader->utf8_min = reader->utf8_need == 1 ? 0x80
-                                   : reader->utf8_need == 2 ? 0x800
-                                   : 0x10000;
-            }
-            i++;
-            continue;
-        }
-        c = s[i];
-        if ((c & 0xC0) != 0x80) {
-            *what = "the text is not valid UTF-8";
-            return i;
-        }
-        reader->utf8_cp = (reader->utf8_cp << 6) | (c & 0x3F);
-        if (--reader->utf8_need == 0
-            && (reader->utf8_cp < reader->utf8_min
-                || reader->utf8_cp > 0x10FFFF
-                || (reader->utf8_cp >= 0xD800 && reader->utf8_cp <= 0xDFFF))) {
-            *what = "the text is not valid UTF-8";
-            return i;
-        }
-        i++;
-    }
-    return n;
-}
-
-/* Invalid skipped text at body offset `at`: put a control character at
- * data[kept], where the parser will refuse the document as it would have
- * refused the text, and end the read there (the parser stops at it; later
- * reads pass through untouched).  Returns the new number of bytes kept.
- * kept is never past the bad byte's place in data, so nothing unread is
- * overwritten and the read never grows. */
-static apr_size_t mark_invalid(counting_reader *reader, unsigned char *data,
-                               apr_size_t kept, const char *what,
-                               apr_size_t at)
-{
-    reader->invalid = what;
-    reader->invalid_at = at;
-    reader->marker_at = reader->emitted + kept;
-    reader->utf8_need = 0;
-    data[kept] = 0x01;
-    return kept + 1;
-}
-
-/* Filter one read in place; returns the number of bytes kept.  Only the
- * plain text of string values is shortened, never member names, escapes
- * or structure.  Dropping starts only at a character boundary, so the kept
- * text is whole characters; the dropped text is checked here instead of
- * by Jansson, and each dropped run leaves one 'x' in its place, so that
- * escapes on either side of it are not joined (a high and a low surrogate
- * escape with text between them stay invalid). */
-static apr_size_t skip_long_strings(counting_reader *reader,
-                                    unsigned char *data, apr_size_t n)
-{
-    apr_size_t i = 0, kept = 0, j;
-    apr_size_t next_quote = 0;   /* where the next '"' from i is, or n */
-    int quote_known = 0;
-    apr_size_t offset = reader->total - n;    /* of data[0] in the body */
-
-    if (reader->invalid) {
-        return n;              /* the parser has stopped at the marker */
-    }
-    while (i < n) {
-        switch (reader->state) {
-        case LEX_OUTSIDE:
-            /* Structure: note whether the next string names a member. */
-            for (j = i; j < n && data[j] != '"'; j++) {
-                switch (data[j]) {
-                case '{':
-                case '[':
-                    if (reader->depth < CR_BODY_TRACK_DEPTH) {
-                        unsigned char bit =
-                            (unsigned char)(1u << (reader->depth % 8));
-                        if (data[j] == '{') {
-                            reader->in_object[reader->depth / 8] |= bit;
-                        }
-                        else {
-                            reader->in_object[reader->depth / 8] &= ~bit;
-                        }
-                    }
-                    reader->depth++;
-                    reader->expect_name = (data[j] == '{');
-                    break;
-                case '}':
-                case ']':
-                    if (reader->depth > 0) {
-                        reader->depth--;
-                    }
-                    reader->expect_name = 0;
-                    break;
-                case ',':
-                    reader->expect_name = reader->depth > 0
-                        && reader->depth <= CR_BODY_TRACK_DEPTH
-                        && (reader->in_object[(reader->depth - 1) / 8]
-                            & (1u << ((reader->depth - 1) % 8)));
-                    break;
-                case ':':
-                    reader->expect_name = 0;
-                    break;
-                default:
-                    break;
-                }
-            }
-            if (j < n) {
-                reader->state = LEX_STRING;
-                reader->run = 0;
-                reader->skipping = 0;
-                reader->utf8_need = 0;
-                reader->in_name = reader->expect_name;
-                reader->expect_name = 0;
-                j++;                        /* the opening quote */
-            }
-            memmove(data + kept, data + i, j - i);
-            kept += j - i;
-            i = j;
-            break;
-        case LEX_STRING: {
-            /* The run of plain characters up to the next quote or
-             * backslash; memchr, because this is most of a body's bytes. */
-            const unsigned char *backslash;
-            apr_size_t take = 0;
-
-            if (!quote_known || next_quote < i) {
-                /* Found once per string and read, however many escapes
-                 * come before it. */
-                const unsigned char *quote = memchr(data + i, '"', n - i);
-                quote_known = 1;
-                next_quote = quote ? (apr_size_t)(quote - data) : n;
-            }
-            j = next_quote;
-            backslash = memchr(data + i, '\\', j - i);
-            if (backslash) {
-                j = backslash - data;
-            }
-            if (!reader->skipping) {
-                apr_size_t keep = reader->depth > 1
-                                  ? CR_BODY_NESTED_STRING_KEEP
-                                  : CR_BODY_STRING_KEEP;
-                take = j - i;
-                /* Member names are kept whole: two long names that share
-                 * their first bytes must not look like duplicates. */
-                if (!reader->in_name && reader->run + take > keep) {
-                    take = reader->run < keep ? keep - reader->run : 0;
-                    while (i + take < j && (data[i + take] & 0xC0) == 0x80) {
-                        take++;
-                    }
-                    reader->skipping = (i + take < j);
-                }
-                memmove(data + kept, data + i, take);
-                kept += take;
-                reader->run += take;
-            }
-            if (i + take < j) {
-                /* Dropped: checked here, one 'x' left in its place (there
-                 * is room: at least one byte was dropped). */
-                const char *what = NULL;
-                apr_size_t bad = check_skipped_text(reader, data + i + take,
-                                                    j - i - take, &what);
-                if (bad < j - i - take) {
-                    return mark_invalid(reader, data, kept, what,
-                                        offset + i + take + bad);
-                }
-                data[kept++] = 'x';
-            }
-            i = j;
-            if (i < n) {
-                if (reader->utf8_need > 0) {
-                    /* A character cut short by the quote or backslash at
-                     * data[i]: the marker goes at kept <= i, the read ends
-                     * there. */
-                    return mark_invalid(reader, data, kept, "the text is "
-                                        "not valid UTF-8", offset + i);
-                }
-                if (data[i] == '"') {
-                    reader->state = LEX_OUTSIDE;
-                    reader->skipping = 0;
-                    data[kept++] = '"';
-                }
-                else {
-                    /* Escapes are always kept: Jansson checks them.  An
-                     * escape counts as one toward the kept length, which
-                     * so never exceeds the decoded length: a string cut
-                     * here is longer than any model in both parses. */
-                    reader->state = LEX_ESCAPE;
-                    data[kept++] = '\\';
-                    if (!reader->skipping) {
-                        reader->run++;
-                    }
-                }
-                i++;
-            }
-            break;
-        }
-        case LEX_ESCAPE:
-        case LEX_UNICODE:
-            if (reader->state == LEX_ESCAPE && data[i] == 'u') {
-                reader->state = LEX_UNICODE;
-                reader->hex_left = 4;
-            }
-            else if (reader->state == LEX_ESCAPE || --reader->hex_left <= 0) {
-                reader->state = LEX_STRING;
-            }
-            data[kept++] = data[i];
-            i++;
-            break;
-        }
-    }
-    return kept;
-}
-
-/* Pass reads through, counting bytes (to tell an empty body from a
- * truncated one) and dropping the plain text of long strings. */
-static apr_size_t count_read(void *buf, apr_size_t len, void *baton)
-{
-    counting_reader *reader = baton;
-    apr_size_t n, kept;
-
-    do {
-        n = reader->read_fn(buf, len, reader->baton);
-        if (n == (apr_size_t)-1 || n == 0) {
-            return n;
-        }
-        reader->total += n;
-        kept = skip_long_strings(reader, buf, n);
-        if (kept > n) {
-            /* Cannot happen; if it did, fail closed (a read error), and
-             * the fuzzer's invariant says so. */
-            return (apr_size_t)-1;
-        }
-    } while (kept == 0);    /* 0 would mean the end of the body */
-    reader->emitted += kept;
-    return kept;
-}
+/* How much cr_body_inspect_stream asks its callback for at a time. */
+#define CR_BODY_READ_PIECE 8192
 
 cr_body_status_e cr_body_inspect_stream(apr_pool_t *p, cr_json_read_fn read_fn,
                                         void *baton, cr_body_info_t *info)
 {
-    counting_reader reader;
-    cr_json_t *doc;
-    const char *err = NULL;
-    cr_json_error_e kind;
-    apr_size_t stopped_at = 0;
+    cr_body_scan_t s;
+    char buf[CR_BODY_READ_PIECE];
 
-    info_reset(info);
-    memset(&reader, 0, sizeof(reader));
-    reader.read_fn = read_fn;
-    reader.baton = baton;
-    doc = cr_json_parse_stream_at(p, count_read, &reader,
-                                  CR_JSON_REJECT_DUPLICATES, &err, &kind,
-                                  &stopped_at);
-    if (doc == NULL && kind != CR_JSON_ERR_READ && reader.total == 0) {
-        info->detail = "The request body is empty; a JSON object is expected.";
-        return CR_BODY_EMPTY;
+    cr_body_scan_init(&s);
+    for (;;) {
+        apr_size_t n = read_fn(buf, sizeof(buf), baton);
+        if (n == (apr_size_t)-1) {
+            if (s.err == CR_BODY_OK) {
+                s.err = CR_BODY_READ_ERROR;
+            }
+            break;
+        }
+        if (n == 0 || cr_body_scan(&s, buf, n)) {
+            break;
+        }
     }
-    if (doc == NULL && kind == CR_JSON_ERR_SYNTAX && reader.invalid
-        && stopped_at >= reader.marker_at) {
-        /* Jansson stopped at the byte put in place of skipped text (not
-         * at an error before it): say what was wrong there, at its place
-         * in the body. */
-        info->detail = apr_psprintf(p, "The request body is not valid JSON: "
-                                    "%s (position %" APR_SIZE_T_FMT ").",
-                                    reader.invalid, reader.invalid_at);
-        return CR_BODY_INVALID_JSON;
-    }
-    return examine(p, doc, err, kind, info);
+    return cr_body_scan_finish(p, &s, info);
 }
 
 int cr_body_content_type_is_json(const char *content_type)

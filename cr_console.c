@@ -32,7 +32,7 @@
 #include "mod_clawdrouter.h"
 #include "cr_console.h"
 #include "cr_console_page.h"
-#include "cr_store.h"
+#include "cr_keystore.h"
 #include "cr_time.h"
 
 #ifdef APLOG_USE_MODULE
@@ -104,40 +104,32 @@ static int send_message(request_rec *r, const cr_console_ctx_t *ctx,
 }
 
 /* Every record, oldest first; a store that does not exist yet is empty. */
-static apr_status_t load_records(request_rec *r, const char *spec,
+static apr_status_t load_records(request_rec *r, cr_keystore_t *ks,
                                  apr_array_header_t **records)
 {
-    cr_store_t *store;
-    char errbuf[256] = "";
+    const char *err = NULL;
     apr_status_t rv;
 
-    rv = cr_store_open(r->pool, spec, 0, &store, errbuf, sizeof(errbuf));
+    rv = cr_keystore_list(ks, r, r->pool, records, &err);
     if (APR_STATUS_IS_ENOENT(rv)) {
         *records = apr_array_make(r->pool, 0, sizeof(cr_key_record_t *));
         return APR_SUCCESS;
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0303)
-                      "console: cannot open the key store %s: %s",
-                      spec, errbuf);
-        return rv;
-    }
-    rv = cr_store_list(store, r->pool, records);
-    cr_store_close(store);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0304)
-                      "console: cannot list the key store %s", spec);
+                      "console: cannot list the key store %s: %s",
+                      ks->name, err ? err : "unknown error");
     }
     return rv;
 }
 
 static int send_list(request_rec *r, const cr_console_ctx_t *ctx,
-                     const char *spec, int status, int notice, int error,
+                     cr_keystore_t *ks, int status, int notice, int error,
                      const cr_console_form_t *form)
 {
     apr_array_header_t *records;
 
-    if (load_records(r, spec, &records) != APR_SUCCESS) {
+    if (load_records(r, ks, &records) != APR_SUCCESS) {
         return send_message(r, ctx, HTTP_INTERNAL_SERVER_ERROR,
                             CR_MSG_ERROR_TITLE, CR_MSG_ERR_STORE);
     }
@@ -249,7 +241,7 @@ static int name_acceptable(const char *name)
 }
 
 static int handle_create(request_rec *r, const cr_console_ctx_t *ctx,
-                         const char *spec, apr_table_t *form)
+                         cr_keystore_t *ks, apr_table_t *form)
 {
     cr_console_form_t values;
     cr_key_record_t tmpl, *rec = NULL;
@@ -264,13 +256,13 @@ static int handle_create(request_rec *r, const cr_console_ctx_t *ctx,
     memset(&tmpl, 0, sizeof(tmpl));
     tmpl.name = values.name;
     if (!name_acceptable(values.name)) {
-        return send_list(r, ctx, spec, HTTP_BAD_REQUEST, CR_CONSOLE_NO_MSG,
+        return send_list(r, ctx, ks, HTTP_BAD_REQUEST, CR_CONSOLE_NO_MSG,
                          CR_MSG_ERR_NAME, &values);
     }
     tmpl.models = cr_key_parse_models(r->pool,
                                       without_spaces(r->pool, values.models));
     if (tmpl.models == NULL) {
-        return send_list(r, ctx, spec, HTTP_BAD_REQUEST, CR_CONSOLE_NO_MSG,
+        return send_list(r, ctx, ks, HTTP_BAD_REQUEST, CR_CONSOLE_NO_MSG,
                          CR_MSG_ERR_MODELS, &values);
     }
     tmpl.rpm = CR_KEY_RPM_UNSET;
@@ -282,7 +274,7 @@ static int handle_create(request_rec *r, const cr_console_ctx_t *ctx,
         for (c = values.rpm; apr_isdigit(*c); c++) {
         }
         if (*c || strlen(values.rpm) > 9) {
-            return send_list(r, ctx, spec, HTTP_BAD_REQUEST,
+            return send_list(r, ctx, ks, HTTP_BAD_REQUEST,
                              CR_CONSOLE_NO_MSG, CR_MSG_ERR_RPM, &values);
         }
         tmpl.rpm = apr_atoi64(values.rpm);
@@ -292,17 +284,17 @@ static int handle_create(request_rec *r, const cr_console_ctx_t *ctx,
         && (cr_time_parse_expires(values.expires, ctx->now,
                                   &tmpl.expires_at) != APR_SUCCESS
             || tmpl.expires_at <= ctx->now)) {
-        return send_list(r, ctx, spec, HTTP_BAD_REQUEST, CR_CONSOLE_NO_MSG,
+        return send_list(r, ctx, ks, HTTP_BAD_REQUEST, CR_CONSOLE_NO_MSG,
                          CR_MSG_ERR_EXPIRES, &values);
     }
     tmpl.status = CR_KEY_ACTIVE;
 
-    rv = cr_store_create_key(r->pool, spec, &tmpl, &key, &rec, &err);
+    rv = cr_keystore_create(ks, r, r->pool, &tmpl, &key, &rec, &err);
     if (rv != APR_SUCCESS || key == NULL || rec == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0305)
-                      "console: cannot create a key in %s: %s", spec,
+                      "console: cannot create a key in %s: %s", ks->name,
                       err ? err : "unknown error");
-        return send_list(r, ctx, spec, HTTP_INTERNAL_SERVER_ERROR,
+        return send_list(r, ctx, ks, HTTP_INTERNAL_SERVER_ERROR,
                          CR_CONSOLE_NO_MSG, CR_MSG_ERR_CREATE, &values);
     }
     /* The id only: the key itself goes to this response and nowhere else. */
@@ -329,7 +321,7 @@ static int id_acceptable(const char *id)
 }
 
 static int handle_revoke(request_rec *r, const cr_console_ctx_t *ctx,
-                         const char *spec, apr_table_t *form)
+                         cr_keystore_t *ks, apr_table_t *form)
 {
     const char *id = apr_table_get(form, "id");
     const char *confirm = apr_table_get(form, "confirm");
@@ -343,23 +335,15 @@ static int handle_revoke(request_rec *r, const cr_console_ctx_t *ctx,
     }
     if (confirm == NULL || strcmp(confirm, "1") != 0) {
         /* No JavaScript asked: ask with a page. */
-        cr_store_t *store;
-        char errbuf[256] = "";
-        const char *hash;
-
-        rv = cr_store_open(r->pool, spec, 0, &store, errbuf, sizeof(errbuf));
-        if (rv == APR_SUCCESS) {
-            rv = cr_store_fetch_by_id(store, r->pool, id, &rec, &hash);
-            cr_store_close(store);
-        }
+        rv = cr_keystore_get(ks, r, r->pool, id, &rec, &err);
         if (rv == APR_NOTFOUND || APR_STATUS_IS_ENOENT(rv)) {
             return send_message(r, ctx, HTTP_NOT_FOUND, CR_MSG_ERROR_TITLE,
                                 CR_MSG_ERR_NOT_FOUND);
         }
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0307)
-                          "console: cannot read key %s from %s: %s", id, spec,
-                          errbuf);
+                          "console: cannot read key %s from %s: %s", id,
+                          ks->name, err ? err : "unknown error");
             return send_message(r, ctx, HTTP_INTERNAL_SERVER_ERROR,
                                 CR_MSG_ERROR_TITLE, CR_MSG_ERR_STORE);
         }
@@ -367,14 +351,14 @@ static int handle_revoke(request_rec *r, const cr_console_ctx_t *ctx,
                          cr_console_render_confirm_revoke(r->pool, ctx, rec));
     }
 
-    rv = cr_store_revoke_key(r->pool, spec, id, &rec, &err);
+    rv = cr_keystore_revoke(ks, r, r->pool, id, &rec, &err);
     if (rv == APR_NOTFOUND) {
         return send_message(r, ctx, HTTP_NOT_FOUND, CR_MSG_ERROR_TITLE,
                             CR_MSG_ERR_NOT_FOUND);
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0308)
-                      "console: cannot revoke key %s in %s: %s", id, spec,
+                      "console: cannot revoke key %s in %s: %s", id, ks->name,
                       err ? err : "unknown error");
         return send_message(r, ctx, HTTP_INTERNAL_SERVER_ERROR,
                             CR_MSG_ERROR_TITLE, CR_MSG_ERR_REVOKE);
@@ -391,7 +375,7 @@ static int handle_revoke(request_rec *r, const cr_console_ctx_t *ctx,
 }
 
 static int handle_post(request_rec *r, const cr_console_ctx_t *ctx,
-                       const char *spec)
+                       cr_keystore_t *ks)
 {
     apr_table_t *form = NULL;
     const char *action;
@@ -421,10 +405,10 @@ static int handle_post(request_rec *r, const cr_console_ctx_t *ctx,
     }
     action = apr_table_get(form, "action");
     if (action && strcmp(action, "create") == 0) {
-        return handle_create(r, ctx, spec, form);
+        return handle_create(r, ctx, ks, form);
     }
     if (action && strcmp(action, "revoke") == 0) {
-        return handle_revoke(r, ctx, spec, form);
+        return handle_revoke(r, ctx, ks, form);
     }
     return send_message(r, ctx, HTTP_BAD_REQUEST, CR_MSG_ERROR_TITLE,
                         CR_MSG_ERR_BAD_REQUEST);
@@ -589,7 +573,8 @@ int cr_console_handler(request_rec *r)
                                      sizeof(console_secret), r->user);
     conf = ap_get_module_config(r->server->module_config,
                                 &clawdrouter_module);
-    if (ctx.csrf == NULL || conf == NULL || conf->key_store == NULL) {
+    if (ctx.csrf == NULL || conf == NULL || conf->key_store == NULL
+        || conf->keystore == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CRLOGNO(0300)
                       "console: no ClawdRouterKeyStore for this server");
         return send_message(r, &ctx, HTTP_INTERNAL_SERVER_ERROR,
@@ -597,10 +582,10 @@ int cr_console_handler(request_rec *r)
     }
 
     if (r->method_number == M_POST) {
-        return handle_post(r, &ctx, conf->key_store);
+        return handle_post(r, &ctx, conf->keystore);
     }
     done = apr_table_get(args, "done");
-    return send_list(r, &ctx, conf->key_store, HTTP_OK,
+    return send_list(r, &ctx, conf->keystore, HTTP_OK,
                      done && strcmp(done, "revoked") == 0
                          ? CR_MSG_REVOKED_NOTICE : CR_CONSOLE_NO_MSG,
                      CR_CONSOLE_NO_MSG, NULL);

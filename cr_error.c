@@ -138,6 +138,19 @@ const char *cr_error_openai_code(cr_error_e kind)
     return row_for(kind)->openai_code;
 }
 
+const char *cr_error_refusal_reason(cr_error_e kind)
+{
+    /* The two 429s share an OpenAI code; the metric tells them apart. */
+    switch (kind) {
+    case CR_ERR_RATE_LIMITED:
+        return "rate_limit_requests";
+    case CR_ERR_TOKENS_LIMITED:
+        return "rate_limit_tokens";
+    default:
+        return row_for(kind)->openai_code;
+    }
+}
+
 const char *cr_error_anthropic_type(cr_error_e kind)
 {
     return row_for(kind)->anthropic_type;

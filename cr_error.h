@@ -47,6 +47,12 @@ int cr_error_status(cr_error_e kind);
 /* OpenAI "type"/"code" and Anthropic "error.type" for a kind. */
 const char *cr_error_openai_type(cr_error_e kind);
 const char *cr_error_openai_code(cr_error_e kind);
+/* The reason label of clawdrouter_refusals_total (SPEC section 13):
+ * missing_api_key, invalid_api_key, model_not_permitted, model_not_found,
+ * rate_limit_requests, rate_limit_tokens, insufficient_quota,
+ * invalid_body, ... (the OpenAI code, but for the request and token
+ * limits). */
+const char *cr_error_refusal_reason(cr_error_e kind);
 const char *cr_error_anthropic_type(cr_error_e kind);
 
 /* A default English message for a kind (never contains a key). */

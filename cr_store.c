@@ -17,6 +17,7 @@
 #include <apr_dbm.h>
 
 #include "cr_store.h"
+#include "cr_keystore.h"
 #include "cr_cred.h"
 
 /* apr-util's sdbm refuses a key and value larger together than this
@@ -433,18 +434,7 @@ apr_status_t cr_store_create_key(apr_pool_t *p, const char *spec,
         return rv;
     }
 
-    r = apr_pcalloc(p, sizeof(*r));
-    r->id = id;
-    r->name = tmpl->name ? tmpl->name : "";
-    r->models = tmpl->models;
-    r->rpm = tmpl->rpm;
-    r->tpm = tmpl->tpm;
-    r->quota = tmpl->quota;
-    r->quota_period = tmpl->quota_period;
-    r->created_at = apr_time_from_sec(apr_time_sec(apr_time_now()));
-    r->expires_at = tmpl->expires_at;
-    r->status = CR_KEY_ACTIVE;
-    r->hint = cr_cred_mask(p, k);
+    r = cr_keystore_new_record(p, tmpl, id, k);
 
     rv = cr_store_put(store, hash, r);
     if (rv != APR_SUCCESS) {
@@ -523,27 +513,7 @@ apr_status_t cr_store_update_key(apr_pool_t *p, const char *spec,
     }
     rv = fetch_for_change(store, p, id, &r, &hash, err);
     if (rv == APR_SUCCESS) {
-        if (changes->name != NULL) {
-            r->name = changes->name;
-        }
-        if (changes->models != NULL) {
-            r->models = changes->models;
-        }
-        if (changes->rpm != CR_STORE_RPM_KEEP) {
-            r->rpm = changes->rpm;
-        }
-        if (changes->tpm != CR_STORE_RPM_KEEP) {
-            r->tpm = changes->tpm;
-        }
-        if (changes->quota != CR_STORE_RPM_KEEP) {
-            r->quota = changes->quota;
-        }
-        if ((int)changes->quota_period != CR_STORE_PERIOD_KEEP) {
-            r->quota_period = changes->quota_period;
-        }
-        if (changes->expires_at != CR_STORE_EXPIRES_KEEP) {
-            r->expires_at = changes->expires_at;
-        }
+        cr_keystore_apply_changes(r, changes);
         rv = cr_store_put(store, hash, r);
         if (rv != APR_SUCCESS) {
             *err = apr_pstrdup(p, cr_store_last_error(store));

@@ -35,6 +35,7 @@
 
 #include "mod_clawdrouter.h"
 #include "mod_clawdrouter_body.h"
+#include "mod_clawdrouter_metrics.h"
 #include "mod_clawdrouter_request.h"
 #include "mod_clawdrouter_tokens.h"
 #include "mod_clawdrouter_usage.h"
@@ -44,6 +45,7 @@
 #include "cr_error.h"
 #include "cr_key.h"
 #include "cr_keycache.h"
+#include "cr_keystore.h"
 #include "cr_rate.h"
 #include "cr_ratestore.h"
 #include "cr_reqid.h"
@@ -55,6 +57,11 @@
 /* Filter names. */
 #define CR_FILTER_HEADERS     "CLAWDROUTER_HEADERS"
 #define CR_FILTER_ERROR       "CLAWDROUTER_ERROR"
+
+/* The filters' handles from registration: adding a filter by handle skips
+ * the lookup of its name on every request. */
+static ap_filter_rec_t *body_replay_filter_handle;
+static ap_filter_rec_t *headers_filter_handle;
 
 /* ------------------------------------------------------------------ */
 /* The gateway                                                         */
@@ -105,7 +112,7 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
 {
     const char *key = NULL, *hash;
     cr_key_record_t *rec = NULL;
-    cr_keycache_result_e result;
+    cr_keystore_result_e result;
     cr_cred_status_e cs;
     int hit = 0;
     apr_status_t rv;
@@ -125,7 +132,7 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
         return cr_request_send_error(r, ctx, CR_ERR_INVALID_KEY, NULL);
     }
 
-    if (!sconf->key_store) {
+    if (!sconf->key_store || !sconf->keystore) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CRLOGNO(0101)
                       "no " CR_DIR_KEY_STORE " is configured for this "
                       "server; refusing");
@@ -136,24 +143,24 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
         return cr_request_send_error(r, ctx, CR_ERR_INTERNAL, NULL);
     }
     errbuf[0] = '\0';
-    result = cr_keycache_lookup(sconf->key_cache, r->pool, hash, &rec, &hit,
-                                &rv, errbuf, sizeof(errbuf));
+    result = cr_keystore_lookup(sconf->keystore, r, r->pool, hash, &rec,
+                                &hit, &rv, errbuf, sizeof(errbuf));
     switch (result) {
-    case CR_KEYCACHE_FOUND:
+    case CR_KEYSTORE_FOUND:
         break;
-    case CR_KEYCACHE_NOT_FOUND:
+    case CR_KEYSTORE_NOT_FOUND:
         return cr_request_send_error(r, ctx, CR_ERR_INVALID_KEY,
                           apr_psprintf(r->pool, "Invalid API key: %s.",
                                        cr_cred_mask(r->pool, key)));
-    case CR_KEYCACHE_OPEN_FAILED:
+    case CR_KEYSTORE_UNAVAILABLE:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0102)
-                      "key store %s cannot be read: %s", sconf->key_store,
-                      errbuf);
+                      "key store %s cannot be read: %s",
+                      sconf->keystore->name, errbuf);
         return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
     default:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0103)
                       "key store %s: a record cannot be read",
-                      sconf->key_store);
+                      sconf->keystore->name);
         return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
     }
     ctx->key = rec;
@@ -202,6 +209,7 @@ static int check_rate(request_rec *r, cr_request_ctx *ctx,
     rv = cr_ratestore_take(r, ctx->key->id, rpm, &res);
     if (rv != APR_SUCCESS) {
         /* cr_ratestore_take has logged the outage (once per interval). */
+        ctx->store_error = "rate";
         /* The merge gives every server the main server's policy. */
         if (sconf->rate_failure == CR_RATE_FAIL_CLOSED) {
             return cr_request_send_error(r, ctx, CR_ERR_RATE_STORE_UNAVAILABLE, NULL);
@@ -285,7 +293,8 @@ static int clawdrouter_fixups(request_rec *r)
     }
 
     /* Step 7: hand over to mod_proxy, as mod_rewrite's [P] does. */
-    ap_add_input_filter(CR_FILTER_BODY_REPLAY, body, r, r->connection);
+    ap_add_input_filter_handle(body_replay_filter_handle, body, r,
+                               r->connection);
     apr_table_setn(r->headers_in, "Request-Id", ctx->request_id);
     apr_table_setn(r->headers_in, "X-Request-Id", ctx->request_id);
     r->filename = apr_pstrcat(r->pool, "proxy:",
@@ -293,6 +302,7 @@ static int clawdrouter_fixups(request_rec *r)
     r->handler = "proxy-server";
     r->proxyreq = PROXYREQ_REVERSE;
     ctx->forwarded = 1;
+    ctx->forwarded_at = apr_time_now();
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0105)
                   "key %s model %s -> upstream %s", ctx->key->id,
                   ctx->model, ctx->upstream->name);
@@ -511,6 +521,9 @@ static apr_status_t headers_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     request_rec *r = f->r;
     cr_request_ctx *ctx = cr_ctx_get(r);
 
+    if (ctx && !ctx->first_byte_at) {
+        ctx->first_byte_at = apr_time_now();   /* the upstream's latency */
+    }
     apr_table_unset(r->headers_out, "Request-Id");
     if (ctx && ctx->rate_headers) {
         static const char *const names[] = {
@@ -631,7 +644,8 @@ static void clawdrouter_insert_filter(request_rec *r)
     cr_request_ctx *ctx = cr_ctx_get(r);
 
     if (ctx && ctx->forwarded) {
-        ap_add_output_filter(CR_FILTER_HEADERS, NULL, r, r->connection);
+        ap_add_output_filter_handle(headers_filter_handle, NULL, r,
+                                    r->connection);
         cr_usage_insert_filter(r, ctx);
     }
 }
@@ -722,9 +736,9 @@ static int clawdrouter_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return cr_ratestore_post_config(pconf, plog, ptemp, s);
 }
 
-/* One key record cache per key store in each child, shared by the
- * virtual hosts that use that store. */
-static void key_cache_child_init(apr_pool_t *p, server_rec *main_server)
+/* One key store (with its record cache) per key store spec in each
+ * child, shared by the virtual hosts that use that store. */
+static void key_store_child_init(apr_pool_t *p, server_rec *main_server)
 {
     cr_server_conf *main_conf = ap_get_module_config(
         main_server->module_config, &clawdrouter_module);
@@ -737,35 +751,34 @@ static void key_cache_child_init(apr_pool_t *p, server_rec *main_server)
     for (s = main_server; s; s = s->next) {
         cr_server_conf *sconf = ap_get_module_config(s->module_config,
                                                      &clawdrouter_module);
-        cr_keycache_t *cache;
+        cr_keystore_t *ks;
         apr_status_t rv;
 
         if (!sconf->key_store) {
             continue;
         }
-        cache = apr_hash_get(by_store, sconf->key_store, APR_HASH_KEY_STRING);
-        if (!cache) {
-            rv = cr_keycache_create(p, sconf->key_store, entries,
-                                    CR_KEYCACHE_SETTLE, &cache);
+        ks = apr_hash_get(by_store, sconf->key_store, APR_HASH_KEY_STRING);
+        if (!ks) {
+            rv = cr_keystore_dbm_create(p, sconf->key_store, entries,
+                                        CR_KEYCACHE_SETTLE, &ks);
             if (rv != APR_SUCCESS) {
-                /* A cache of no records, which reads the store for every
-                 * lookup (and cannot fail to be made). */
+                /* A store without a record cache, which reads the store
+                 * for every lookup. */
                 ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, CRLOGNO(0002)
                              "key store %s: no record cache in this "
                              "process", sconf->key_store);
-                (void)cr_keycache_create(p, sconf->key_store, 0, 0, &cache);
             }
             apr_hash_set(by_store, sconf->key_store, APR_HASH_KEY_STRING,
-                         cache);
+                         ks);
         }
-        sconf->key_cache = cache;
+        sconf->keystore = ks;
     }
 }
 
 static void clawdrouter_child_init(apr_pool_t *p, server_rec *s)
 {
     cr_ratestore_child_init(p, s);
-    key_cache_child_init(p, s);
+    key_store_child_init(p, s);
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -798,6 +811,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_config(clawdrouter_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* The console's CSRF secret, made once in the parent. */
     ap_hook_post_config(cr_console_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* The metrics' shared table, kept across graceful restarts. */
+    ap_hook_post_config(cr_metrics_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Attach to the rate store in each child. */
     ap_hook_child_init(clawdrouter_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* The gateway: key, body, permission, route, rate, hand-over. */
@@ -812,15 +827,22 @@ static void register_hooks(apr_pool_t *p)
                                 APR_HOOK_MIDDLE);
     /* The key management console (SetHandler clawdrouter-console). */
     ap_hook_handler(cr_console_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* The Prometheus page (SetHandler clawdrouter-metrics). */
+    ap_hook_handler(cr_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_log_config: no credential header left to log. */
     ap_hook_log_transaction(clawdrouter_log_transaction, NULL, NULL,
                             APR_HOOK_REALLY_FIRST);
+    /* Count the finished request in the metrics (the usage is read). */
+    ap_hook_log_transaction(cr_metrics_log_transaction, NULL, NULL,
+                            APR_HOOK_MIDDLE);
 
-    ap_register_input_filter(CR_FILTER_BODY_REPLAY, cr_body_replay_filter, NULL,
-                             AP_FTYPE_RESOURCE);
+    body_replay_filter_handle =
+        ap_register_input_filter(CR_FILTER_BODY_REPLAY, cr_body_replay_filter,
+                                 NULL, AP_FTYPE_RESOURCE);
     cr_usage_register_filter();
-    ap_register_output_filter(CR_FILTER_HEADERS, headers_out_filter, NULL,
-                              AP_FTYPE_CONTENT_SET);
+    headers_filter_handle =
+        ap_register_output_filter(CR_FILTER_HEADERS, headers_out_filter,
+                                  NULL, AP_FTYPE_CONTENT_SET);
     ap_register_output_filter(CR_FILTER_ERROR, error_json_filter, NULL,
                               AP_FTYPE_CONTENT_SET);
 }

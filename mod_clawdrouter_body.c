@@ -27,18 +27,79 @@
 /* The request body                                                    */
 /* ------------------------------------------------------------------ */
 
-/* Read the whole body into a brigade (setaside in the request pool), at
- * most limit bytes.  *too_large is set when it is larger. */
+/* The kept body: small reads are copied into blocks of CR_KEEP_BLOCK
+ * bytes (heap buckets from the connection's bucket allocator, which
+ * return to it when the request's brigade is destroyed); a large read is
+ * set aside as it came, when it does not hold much more memory than its
+ * bytes.  However the client chunks the body (even one byte a chunk), the
+ * kept body costs at most about twice its bytes plus one block
+ * (docs/HARDENING.md, finding 2). */
+#define CR_KEEP_BLOCK   8000          /* APR_BUCKET_BUFF_SIZE: one 8 KiB node */
+#define CR_KEEP_AS_IS   4000          /* reads this large may stay as they are */
+
+typedef struct {
+    apr_bucket_brigade *bb;
+    apr_bucket *block;                /* the block being filled, or NULL */
+    char *buf;
+} cr_body_keeper;
+
+static void keep_copy(cr_body_keeper *k, const char *data, apr_size_t len)
+{
+    apr_bucket_alloc_t *ba = k->bb->bucket_alloc;
+
+    while (len > 0) {
+        apr_size_t n;
+
+        if (k->block == NULL || k->block->length == CR_KEEP_BLOCK) {
+            k->buf = apr_bucket_alloc(CR_KEEP_BLOCK, ba);
+            k->block = apr_bucket_heap_create(k->buf, CR_KEEP_BLOCK,
+                                              apr_bucket_free, ba);
+            k->block->length = 0;
+            APR_BRIGADE_INSERT_TAIL(k->bb, k->block);
+        }
+        n = CR_KEEP_BLOCK - k->block->length;
+        if (n > len) {
+            n = len;
+        }
+        memcpy(k->buf + k->block->length, data, n);
+        k->block->length += n;
+        data += n;
+        len -= n;
+    }
+}
+
+/* May this bucket be kept as it is?  Only at a block boundary (nothing is
+ * reordered, no block is left half empty) and when it is large and does
+ * not pin a much larger buffer. */
+static int keep_as_is(const cr_body_keeper *k, apr_bucket *e)
+{
+    if (e->length < CR_KEEP_AS_IS
+        || (k->block != NULL && k->block->length < CR_KEEP_BLOCK)) {
+        return 0;
+    }
+    if (APR_BUCKET_IS_HEAP(e)) {
+        const apr_bucket_heap *h = e->data;
+        return h->alloc_len / 2 <= e->length;
+    }
+    return !APR_BUCKET_IS_POOL(e);
+}
+
+/* Read the whole body (at most limit bytes) into the kept brigade and
+ * scan it as it arrives (the scanner needs no copy and keeps no state
+ * beyond its constant-size struct).  *too_large is set when it is
+ * larger. */
 static apr_status_t read_body(request_rec *r, apr_off_t limit,
                               apr_bucket_brigade **body, apr_off_t *total,
-                              int *too_large)
+                              int *too_large, cr_body_scan_t *scan)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool,
                                                 r->connection->bucket_alloc);
-    apr_bucket_brigade *kept = apr_brigade_create(r->pool,
-                                                  r->connection->bucket_alloc);
+    cr_body_keeper keeper;
     int seen_eos = 0;
 
+    keeper.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    keeper.block = NULL;
+    keeper.buf = NULL;
     *total = 0;
     *too_large = 0;
     while (!seen_eos) {
@@ -51,6 +112,8 @@ static apr_status_t read_body(request_rec *r, apr_off_t limit,
         }
         while (!APR_BRIGADE_EMPTY(bb)) {
             apr_bucket *e = APR_BRIGADE_FIRST(bb);
+            const char *data;
+            apr_size_t len;
 
             if (APR_BUCKET_IS_EOS(e)) {
                 seen_eos = 1;
@@ -61,70 +124,41 @@ static apr_status_t read_body(request_rec *r, apr_off_t limit,
                 apr_bucket_delete(e);
                 continue;
             }
-            if (e->length == (apr_size_t)-1) {
-                const char *data;
-                apr_size_t len;
-                rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
-                if (rv != APR_SUCCESS) {
-                    apr_brigade_destroy(bb);
-                    return rv;
-                }
+            rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                apr_brigade_destroy(bb);
+                return rv;
             }
-            *total += (apr_off_t)e->length;
+            *total += (apr_off_t)len;
             if (*total > limit) {
                 *too_large = 1;
                 apr_brigade_destroy(bb);
                 return APR_SUCCESS;
             }
-            rv = apr_bucket_setaside(e, r->pool);
-            if (rv != APR_SUCCESS) {
-                apr_brigade_destroy(bb);
-                return rv;
+            if (len == 0) {
+                apr_bucket_delete(e);
+                continue;
             }
-            APR_BUCKET_REMOVE(e);
-            APR_BRIGADE_INSERT_TAIL(kept, e);
+            cr_body_scan(scan, data, len);
+            if (keep_as_is(&keeper, e)) {
+                rv = apr_bucket_setaside(e, r->pool);
+                if (rv != APR_SUCCESS) {
+                    apr_brigade_destroy(bb);
+                    return rv;
+                }
+                APR_BUCKET_REMOVE(e);
+                APR_BRIGADE_INSERT_TAIL(keeper.bb, e);
+                keeper.block = NULL;
+            }
+            else {
+                keep_copy(&keeper, data, len);
+                apr_bucket_delete(e);
+            }
         }
     }
     apr_brigade_destroy(bb);
-    *body = kept;
+    *body = keeper.bb;
     return APR_SUCCESS;
-}
-
-/* cr_json_read_fn over a brigade, for cr_body_inspect_stream: the body is
- * inspected where it lies, never copied into one buffer. */
-typedef struct {
-    apr_bucket_brigade *bb;
-    apr_bucket *bucket;
-    apr_size_t offset;
-} cr_brigade_reader;
-
-static apr_size_t brigade_read(void *buf, apr_size_t len, void *baton)
-{
-    cr_brigade_reader *rd = baton;
-    apr_size_t copied = 0;
-
-    while (copied < len && rd->bucket != APR_BRIGADE_SENTINEL(rd->bb)) {
-        const char *data;
-        apr_size_t avail, n;
-
-        if (apr_bucket_read(rd->bucket, &data, &avail, APR_BLOCK_READ)
-            != APR_SUCCESS) {
-            return (apr_size_t)-1;
-        }
-        if (rd->offset >= avail) {
-            rd->bucket = APR_BUCKET_NEXT(rd->bucket);
-            rd->offset = 0;
-            continue;
-        }
-        n = avail - rd->offset;
-        if (n > len - copied) {
-            n = len - copied;
-        }
-        memcpy((char *)buf + copied, data + rd->offset, n);
-        copied += n;
-        rd->offset += n;
-    }
-    return copied;
 }
 
 /* Input filter that hands mod_proxy the body the gateway already read,
@@ -185,7 +219,7 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
     const char *clen = apr_table_get(r->headers_in, "Content-Length");
     cr_body_info_t info;
     cr_body_status_e bs;
-    cr_brigade_reader reader;
+    cr_body_scan_t scan;
     apr_off_t total;
     apr_status_t rv;
     int too_large;
@@ -212,7 +246,8 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                                            limit));
         }
     }
-    rv = read_body(r, limit, body, &total, &too_large);
+    cr_body_scan_init(&scan);
+    rv = read_body(r, limit, body, &total, &too_large, &scan);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, CRLOGNO(0104)
                       "reading the request body failed");
@@ -233,11 +268,7 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                                        "%" APR_OFF_T_FMT " bytes.", limit));
     }
 
-    reader.bb = *body;
-    reader.bucket = APR_BRIGADE_FIRST(*body);
-    reader.offset = 0;
-    memset(&info, 0, sizeof(info));
-    bs = cr_body_inspect_stream(r->pool, brigade_read, &reader, &info);
+    bs = cr_body_scan_finish(r->pool, &scan, &info);
     if (bs != CR_BODY_OK) {
         return cr_request_send_error(r, ctx, CR_ERR_INVALID_BODY,
                           info.detail ? info.detail

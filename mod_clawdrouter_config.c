@@ -21,6 +21,7 @@
 
 #include "mod_clawdrouter.h"
 #include "cr_keycache.h"
+#include "cr_metrics.h"
 #include "cr_ratestore.h"
 #include "cr_route.h"
 #include "cr_store.h"
@@ -82,6 +83,7 @@ void *cr_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     conf->rate_failure_set = base->rate_failure_set;
     conf->rate_store_data = base->rate_store_data;
     conf->key_cache_entries = base->key_cache_entries;
+    conf->metrics_series = base->metrics_series;
     return conf;
 }
 
@@ -192,6 +194,26 @@ static const char *cmd_key_cache(cmd_parms *cmd, void *dummy,
                             CR_KEYCACHE_MAX_ENTRIES);
     }
     conf->key_cache_entries = (int)n;
+    return NULL;
+}
+
+static const char *cmd_metrics_series(cmd_parms *cmd, void *dummy,
+                                      const char *arg)
+{
+    cr_server_conf *conf = cr_config_server(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_int64_t n;
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    if (!cr_directive_number(arg, 1, CR_METRICS_MAX_SERIES, &n)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of label "
+                            "sets from 1 to %d", cmd->cmd->name, arg,
+                            CR_METRICS_MAX_SERIES);
+    }
+    conf->metrics_series = n;
     return NULL;
 }
 
@@ -438,6 +460,8 @@ const command_rec cr_config_cmds[] = {
                   "tokens per minute for keys whose record sets none (0 = no limit)"),
     AP_INIT_TAKE1(CR_DIR_STATE_FILE, cmd_state_file, NULL, RSRC_CONF,
                   "file that keeps token quota counts across a full restart"),
+    AP_INIT_TAKE1(CR_DIR_METRICS_SERIES, cmd_metrics_series, NULL, RSRC_CONF,
+                  "label sets kept per metric before new ones count as _other (default 10000)"),
     AP_INIT_FLAG(CR_DIR_STREAM_USAGE, cmd_stream_usage, NULL,
                  RSRC_CONF | ACCESS_CONF,
                  "On (default) to ask the upstream for the usage of streamed OpenAI chats that do not"),

@@ -25,6 +25,7 @@
 #define CR_DIR_DEFAULT_RPM    "ClawdRouterDefaultRPM"
 #define CR_DIR_MAX_BODY       "ClawdRouterMaxBodySize"
 #define CR_DIR_KEY_CACHE      "ClawdRouterKeyCache"
+#define CR_DIR_METRICS_SERIES "ClawdRouterMetricsSeries"
 #define CR_DIR_DEFAULT_TPM    "ClawdRouterDefaultTPM"
 #define CR_DIR_STATE_FILE     "ClawdRouterStateFile"
 #define CR_DIR_STREAM_USAGE   "ClawdRouterStreamUsage"
@@ -62,7 +63,9 @@ typedef struct {
     /* Key record cache: size from the main server; the cache itself is
      * made per child and per key store (child_init). */
     int key_cache_entries;            /* -1 unset */
-    struct cr_keycache_t *key_cache;  /* NULL before child_init */
+    /* Label sets per metric family: main server only. */
+    apr_int64_t metrics_series;       /* 0 unset */
+    struct cr_keystore_t *keystore;   /* NULL before child_init */
 } cr_server_conf;
 
 typedef struct {

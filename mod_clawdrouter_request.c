@@ -100,6 +100,14 @@ int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
     int status = cr_error_status(kind);
     int unread;
 
+    ctx->refused = 1;
+    ctx->refusal = kind;
+    if (kind == CR_ERR_KEY_STORE_UNAVAILABLE) {
+        ctx->store_error = "key";
+    }
+    else if (kind == CR_ERR_RATE_STORE_UNAVAILABLE) {
+        ctx->store_error = "rate";
+    }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CRLOGNO(0100)
                   "refused with %d %s: %s (key %s, model %s)", status,
                   cr_error_openai_code(kind),

@@ -57,6 +57,12 @@ typedef struct {
     int tokens_counted;               /* charge the response's usage */
     int token_headers;                /* token rate-limit headers were set */
     int body_read;                    /* the body was read to its end */
+    /* For the metrics (mod_clawdrouter_metrics.c). */
+    apr_time_t forwarded_at;          /* handed to mod_proxy */
+    apr_time_t first_byte_at;         /* the response's first brigade */
+    int refused;                      /* answered by cr_request_send_error */
+    cr_error_e refusal;               /* ... with this error */
+    const char *store_error;          /* "key" or "rate": a store failed */
 } cr_request_ctx;
 
 /* The request's context, or NULL when it is not a gateway request. */

@@ -1068,7 +1068,10 @@ def module_entry_points(source):
 # chain, not the module's work.
 PASS_THROUGH = {"ap_pass_brigade", "ap_get_brigade",
                 "ap_pass_brigade_fchk"}
-PARTS = ["cr_keycache_lookup",
+PARTS = ["check_key", "cr_body_check_request", "cr_body_scan",
+         "cr_body_scan_finish", "cr_request_identify",
+         "cr_request_set_rate_headers", "cr_usage_feed",
+         "cr_keycache_lookup",
          "cr_store_open", "cr_store_fetch_by_hash", "cr_store_close",
          "cr_key_hash", "cr_cred_extract", "cr_body_inspect_stream",
          "cr_route_find", "cr_ratestore_take", "cr_reqid_choose",

@@ -58,6 +58,16 @@ def _harness_session(request):
     assert not hits, "secrets found in logs or key stores: %r" % hits
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL 15 server (harness/postgres.py) with the
+    database `clawdrouter`, shared by the whole session."""
+    from harness.postgres import Postgres
+    pg = Postgres().init().start().create_db()
+    yield pg
+    pg.destroy()
+
+
 @pytest.fixture(scope="module")
 def upstream():
     """A started MockUpstream shared by the tests of a module (cleared

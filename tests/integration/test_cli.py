@@ -18,7 +18,7 @@ KEY_RE = re.compile(r"^sk-[A-Za-z0-9]{48}$")
 ID_RE = re.compile(r"^key_[A-Za-z0-9]{16}$")
 ANY_KEY_RE = re.compile(r"sk-[A-Za-z0-9]{40,}")
 RECORD_FIELDS = {"id", "name", "models", "rpm", "created_at", "expires_at",
-                 "status", "hint"}
+                 "status", "hint", "tpm", "quota", "quota_period"}
 
 
 def run(*args, store=None, env_store=None, check=None):

@@ -8,6 +8,7 @@ same httpd (same parent pid, no crashed child) still serves a good
 request."""
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -728,3 +729,118 @@ def test_upstream_resets(make_gateway, gw, upstream, mode):
         assert g.pid() and "exit signal" not in g.error_log_text()
     finally:
         evil.stop()
+
+
+# ---- memory for hostile bodies (docs/HARDENING.md, findings 1 and 2) ----
+
+# The documented bound: during a request the child grows by at most
+# MEM_FACTOR x ClawdRouterMaxBodySize + MEM_CONST (the kept body, at most
+# twice its bytes, plus what mod_proxy and the mock's answer hold), and
+# after it the memory is the child's to reuse: the same request again
+# grows nothing beyond MEM_REUSE_SLACK.
+MEM_LIMIT = 4 * 1024 * 1024
+MEM_FACTOR = 3
+MEM_CONST = 8 * 1024 * 1024
+MEM_REUSE_SLACK = 1024 * 1024
+
+ONE_CHILD = {
+    "prefork": "StartServers 1\nMinSpareServers 1\nMaxSpareServers 1\n"
+               "ServerLimit 1\nMaxRequestWorkers 1\n",
+    "event": "StartServers 1\nServerLimit 1\nThreadsPerChild 4\n"
+             "MaxRequestWorkers 4\nMinSpareThreads 1\nMaxSpareThreads 4\n",
+}
+
+
+def _children(parent):
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                kids.append(int(d))
+    return kids
+
+
+def _vm(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in ("VmHWM", "VmRSS"):
+                out[name] = int(value.split()[0]) * 1024
+    return out
+
+
+def _tiny_values(shape, size):
+    """A valid body of about size bytes made of tiny values."""
+    head = b'{"model":"gpt-4o-mini","x":['
+    unit = {"objects": b"{},", "arrays": b"[],", "numbers": b"1,",
+            "nested": b"[[[[[[[[]]]]]]]],"}[shape]
+    n = (size - len(head) - 8) // len(unit)
+    return head + unit * n + b"0]}"
+
+
+def _chunked_one_byte(gw, key, payload):
+    head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            "Content-Type: application/json\r\nAuthorization: Bearer %s\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            % (OPENAI_PATH, gw.port, key)).encode()
+    body = b"".join(b"1\r\n" + payload[i:i + 1] + b"\r\n"
+                    for i in range(len(payload)))
+    out, _ = raw_request(gw.port, head + body + b"0\r\n\r\n", timeout=120)
+    return RawResponse(out)
+
+
+@pytest.fixture
+def one_child(gw, make_gateway):
+    """A gateway with a single child (same MPM as gw) and a 4 MiB limit."""
+    g = make_gateway(mpm=gw.mpm, name="hostile-mem", max_body=MEM_LIMIT,
+                     extra_server_conf=ONE_CHILD[gw.mpm])
+    g.allowed_log.append("AH00161")     # its one child is busy
+    k = g.create_key(name="mem")[1]
+    r = call(g, "openai", k, timeout=15)
+    assert r.status_code == 200, r.text
+    kids = _children(g.pid())
+    assert len(kids) == 1, kids
+    return g, k, kids[0]
+
+
+@pytest.mark.parametrize("shape", ["objects", "arrays", "numbers", "nested"])
+def test_tiny_values_memory_bounded(one_child, upstream, shape):
+    g, k, child = one_child
+    start = _vm(child)["VmRSS"]
+    after = []
+    for size in (MEM_LIMIT // 4, MEM_LIMIT - 4096, MEM_LIMIT - 4096):
+        body = _tiny_values(shape, size)
+        assert len(body) <= MEM_LIMIT
+        r = post(g, OPENAI_PATH, headers=openai_headers(k), data=body,
+                 timeout=60)
+        assert r.status_code == 200, r.text[:300]
+        assert upstream.last.body == body      # forwarded byte for byte
+        vm = _vm(child)
+        assert vm["VmHWM"] - start <= MEM_FACTOR * MEM_LIMIT + MEM_CONST, (
+            shape, size, vm, start)
+        after.append(vm["VmRSS"])
+    # The same request again: the memory of the first is reused.
+    assert after[2] <= after[1] + MEM_REUSE_SLACK, after
+
+
+def test_one_byte_chunks_memory_bounded(one_child, upstream):
+    g, k, child = one_child
+    payload = json.dumps(chat_body(content="y" * (512 * 1024))).encode()
+    start = _vm(child)["VmRSS"]
+    rss = []
+    for _ in range(2):
+        r = _chunked_one_byte(g, k, payload)
+        assert r.status == 200, r.body[:300]
+        assert upstream.last.body == payload
+        vm = _vm(child)
+        # 170 bytes a body byte before the fix: 85 MiB here.
+        assert vm["VmHWM"] - start <= MEM_FACTOR * len(payload) + MEM_CONST, (
+            vm, start, len(payload))
+        rss.append(vm["VmRSS"])
+    assert rss[1] <= rss[0] + MEM_REUSE_SLACK, rss

@@ -156,9 +156,19 @@ def test_upstream_error_has_no_usage(gw, key):
                for l in lines), lines
 
 
-def test_stream_without_usage_counts_nothing(gw, key, upstream):
-    """An upstream that reports no usage: nothing is guessed."""
-    kid, k = key
+def test_stream_without_usage_counts_nothing(gw, upstream, make_gateway):
+    """An upstream that reports no usage: nothing is guessed.  (With
+    ClawdRouterStreamUsage On, the default, the gateway would ask for it:
+    this gateway has it Off, so the upstream reports none.)"""
+    gw = make_gateway(
+        mpm=gw.mpm, log_level="info", name="usage-off",
+        extra_server_conf="\n".join([
+            usage_logformat(),
+            'CustomLog "%s/usage.log" clawdrouter_usage '
+            'env=CLAWDROUTER_REQUEST_ID' % "logs",
+            "ClawdRouterStreamUsage Off"]))
+    gw.usage_log = os.path.join(gw.root, "logs", "usage.log")
+    kid, k = gw.create_key(name="usage-off")
     offset = gw.error_log_size()
     rid = "usage-none-%s" % gw.mpm
     r = post(gw, "/v1/chat/completions",

@@ -360,12 +360,23 @@ static const body_case body_cases[] = {
          CR_BODY_DUPLICATE_MEMBER, NULL, 0),
     BODY("duplicate stream", "{\"model\":\"m\",\"stream\":false,"
          "\"stream\":true}", CR_BODY_DUPLICATE_MEMBER, NULL, 0),
+    /* Duplicates of members the gateway does not decide on are forwarded
+     * as they are (cr_body.h says why). */
     BODY("duplicate nested",
          "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"role\":\"system\"}]}",
-         CR_BODY_DUPLICATE_MEMBER, NULL, 0),
+         CR_BODY_OK, "m", 0),
     BODY("duplicate deep in object",
          "{\"model\":\"m\",\"a\":{\"b\":{\"c\":{\"d\":1,\"d\":2}}}}",
+         CR_BODY_OK, "m", 0),
+    BODY("duplicate model behind an escape",
+         "{\"model\":\"cheap\",\"\\u006dodel\":\"expensive\"}",
          CR_BODY_DUPLICATE_MEMBER, NULL, 0),
+    BODY("duplicate stream_options",
+         "{\"model\":\"m\",\"stream_options\":null,\"stream_options\":{}}",
+         CR_BODY_DUPLICATE_MEMBER, NULL, 0),
+    BODY("duplicate include_usage",
+         "{\"model\":\"m\",\"stream_options\":{\"include_usage\":false,"
+         "\"include_\\u0075sage\":true}}", CR_BODY_DUPLICATE_MEMBER, NULL, 0),
 };
 
 static void check_body_case(const body_case *c, cr_body_status_e got,
@@ -495,7 +506,7 @@ END_TEST
 START_TEST(body_detail_never_quotes_body)
 {
     const char *text = "{\"model\":\"m\",\"key\":sk-TOPSECRETvalue}";
-    const char *dup = "{\"sk-DUPSECRET\":1,\"sk-DUPSECRET\":2,\"model\":\"m\"}";
+    const char *dup = "{\"model\":\"sk-DUPSECRET\",\"model\":\"m\"}";
     cr_body_info_t info;
 
     ck_assert_int_eq(cr_body_inspect(pool, text, strlen(text), &info),
@@ -1326,9 +1337,9 @@ START_TEST(body_stream_review_findings)
 }
 END_TEST
 
-/* Member names are never shortened: long names that differ only after
- * their first 512 bytes are distinct, equal ones are still duplicates,
- * at any depth and in arrays of objects. */
+/* Long member names that differ only after their first 512 bytes are
+ * distinct; equal ones are accepted (not a member the gateway decides on),
+ * and a long name is never taken for "model". */
 START_TEST(body_stream_long_member_names)
 {
     char *name = apr_palloc(pool, 701);
@@ -1353,10 +1364,360 @@ START_TEST(body_stream_long_member_names)
         ck_assert_str_eq(info.model, "gpt-4o");
 
         doc = apr_psprintf(pool, "{\"model\":\"gpt-4o\",\"x\":{\"%s\":1,"
-                           "\"%s\":2}}", a, a);
+                           "\"%s\":2},\"model%s\":3}", a, a, name);
         r = reader_for(doc, strlen(doc), chunks[c]);
         ck_assert_int_eq(cr_body_inspect_stream(pool, piece_read, &r, &info),
-                         CR_BODY_DUPLICATE_MEMBER);
+                         CR_BODY_OK);
+        ck_assert_str_eq(info.model, "gpt-4o");
+    }
+}
+END_TEST
+
+
+/* ---- the body scanner (cr_body.c): every refusal class, the decided
+ * members, and pieces of every size ------------------------------------ */
+
+typedef struct {
+    const char *name;
+    const char *data;
+    apr_size_t len;             /* 0: strlen */
+    cr_body_status_e status;
+} scan_case;
+
+#define SCAN(n, d, st) { n, d, 0, st }
+#define SCAN_LEN(n, d, st) { n, d, sizeof(d) - 1, st }
+
+static const scan_case scan_cases[] = {
+    /* syntax */
+    SCAN("trailing comma in object", "{\"model\":\"m\",}", CR_BODY_INVALID_JSON),
+    SCAN("trailing comma in array", "{\"model\":\"m\",\"a\":[1,]}", CR_BODY_INVALID_JSON),
+    SCAN("missing colon", "{\"model\" \"m\"}", CR_BODY_INVALID_JSON),
+    SCAN("mismatched close", "{\"model\":\"m\"]", CR_BODY_INVALID_JSON),
+    SCAN("mismatched close in array", "{\"model\":\"m\",\"a\":[1}}", CR_BODY_INVALID_JSON),
+    SCAN("bad literal", "{\"model\":\"m\",\"a\":tru}", CR_BODY_INVALID_JSON),
+    SCAN("literal too long", "{\"model\":\"m\",\"a\":nulll}", CR_BODY_INVALID_JSON),
+    SCAN("capital literal", "{\"model\":\"m\",\"a\":True}", CR_BODY_INVALID_JSON),
+    SCAN("leading zero", "{\"model\":\"m\",\"a\":01}", CR_BODY_INVALID_JSON),
+    SCAN("minus alone", "{\"model\":\"m\",\"a\":-}", CR_BODY_INVALID_JSON),
+    SCAN("dot without digits", "{\"model\":\"m\",\"a\":1.}", CR_BODY_INVALID_JSON),
+    SCAN("exponent without digits", "{\"model\":\"m\",\"a\":1e+}", CR_BODY_INVALID_JSON),
+    SCAN("leading dot", "{\"model\":\"m\",\"a\":.5}", CR_BODY_INVALID_JSON),
+    SCAN("plus sign", "{\"model\":\"m\",\"a\":+1}", CR_BODY_INVALID_JSON),
+    SCAN("number then dot", "{\"model\":\"m\",\"a\":1.5.3}", CR_BODY_INVALID_JSON),
+    SCAN("top-level number cut", "-", CR_BODY_INVALID_JSON),
+    SCAN("unquoted name", "{model:\"m\"}", CR_BODY_INVALID_JSON),
+    SCAN("vertical tab as space", "{\"model\":\"m\"\v}", CR_BODY_INVALID_JSON),
+    SCAN("cut in a name", "{\"mod", CR_BODY_INVALID_JSON),
+    SCAN("cut after colon", "{\"model\":", CR_BODY_INVALID_JSON),
+    /* bad UTF-8 */
+    SCAN("overlong 2", "{\"model\":\"m\",\"a\":\"\xc0\xaf\"}", CR_BODY_INVALID_JSON),
+    SCAN("overlong 3", "{\"model\":\"m\",\"a\":\"\xe0\x80\xaf\"}", CR_BODY_INVALID_JSON),
+    SCAN("overlong 4", "{\"model\":\"m\",\"a\":\"\xf0\x80\x80\xaf\"}", CR_BODY_INVALID_JSON),
+    SCAN("surrogate in UTF-8", "{\"model\":\"m\",\"a\":\"\xed\xa0\x80\"}", CR_BODY_INVALID_JSON),
+    SCAN("past U+10FFFF", "{\"model\":\"m\",\"a\":\"\xf4\x90\x80\x80\"}", CR_BODY_INVALID_JSON),
+    SCAN("lead byte F5", "{\"model\":\"m\",\"a\":\"\xf5\x80\x80\x80\"}", CR_BODY_INVALID_JSON),
+    SCAN("cut by a quote", "{\"model\":\"m\",\"a\":\"\xe2\x82\"}", CR_BODY_INVALID_JSON),
+    SCAN("cut by an escape", "{\"model\":\"m\",\"a\":\"\xe2\\n\"}", CR_BODY_INVALID_JSON),
+    SCAN("lone continuation", "{\"model\":\"m\",\"a\":\"x\x80y\"}", CR_BODY_INVALID_JSON),
+    SCAN("byte FF", "{\"model\":\"m\",\"a\":\"\xff\"}", CR_BODY_INVALID_JSON),
+    SCAN("UTF-8 outside a string", "{\"model\":\"m\",\xc3\xa9:1}", CR_BODY_INVALID_JSON),
+    SCAN("bad UTF-8 in model", "{\"model\":\"\xc3\"}", CR_BODY_INVALID_JSON),
+    SCAN("bad UTF-8 in a top name", "{\"mod\xc3\":1,\"model\":\"m\"}", CR_BODY_INVALID_JSON),
+    /* control characters */
+    SCAN("raw tab in string", "{\"model\":\"m\",\"a\":\"x\ty\"}", CR_BODY_INVALID_JSON),
+    SCAN("raw newline in model", "{\"model\":\"m\n\"}", CR_BODY_INVALID_JSON),
+    SCAN("control 1F", "{\"model\":\"m\",\"a\":\"\x1f\"}", CR_BODY_INVALID_JSON),
+    SCAN_LEN("raw NUL in a nested string", "{\"model\":\"m\",\"a\":[\"\0\"]}", CR_BODY_INVALID_JSON),
+    SCAN_LEN("NUL after a number", "{\"model\":\"m\",\"a\":[1\0]}", CR_BODY_INVALID_JSON),
+    SCAN_LEN("NUL after a literal", "{\"model\":\"m\",\"a\":true\0}", CR_BODY_INVALID_JSON),
+    /* escapes */
+    SCAN("bad escape", "{\"model\":\"m\",\"a\":\"\\x\"}", CR_BODY_INVALID_JSON),
+    SCAN("capital U escape", "{\"model\":\"m\",\"a\":\"\\U0041\"}", CR_BODY_INVALID_JSON),
+    SCAN("bad hex", "{\"model\":\"m\",\"a\":\"\\u12g4\"}", CR_BODY_INVALID_JSON),
+    SCAN("short hex", "{\"model\":\"m\",\"a\":\"\\u12\"}", CR_BODY_INVALID_JSON),
+    SCAN("lone high surrogate", "{\"model\":\"m\",\"a\":\"\\ud800\"}", CR_BODY_INVALID_JSON),
+    SCAN("lone low surrogate", "{\"model\":\"m\",\"a\":\"\\udc00\"}", CR_BODY_INVALID_JSON),
+    SCAN("high then non-low", "{\"model\":\"m\",\"a\":\"\\ud800\\u0041\"}", CR_BODY_INVALID_JSON),
+    SCAN("high then text", "{\"model\":\"m\",\"a\":\"\\ud800x\"}", CR_BODY_INVALID_JSON),
+    SCAN("high then other escape", "{\"model\":\"m\",\"a\":\"\\ud800\\n\"}", CR_BODY_INVALID_JSON),
+    SCAN("two highs", "{\"model\":\"m\",\"a\":\"\\ud800\\ud800\"}", CR_BODY_INVALID_JSON),
+    SCAN("escaped NUL in a name", "{\"model\":\"m\",\"\\u0000\":1}", CR_BODY_INVALID_JSON),
+    /* trailing data */
+    SCAN("second value", "{\"model\":\"m\"} {}", CR_BODY_INVALID_JSON),
+    SCAN("comma after", "{\"model\":\"m\"},", CR_BODY_INVALID_JSON),
+    SCAN("close after", "{\"model\":\"m\"}}", CR_BODY_INVALID_JSON),
+    /* numbers out of Jansson's range */
+    SCAN("int64 max", "{\"model\":\"m\",\"a\":9223372036854775807}", CR_BODY_OK),
+    SCAN("int64 max + 1", "{\"model\":\"m\",\"a\":9223372036854775808}", CR_BODY_INVALID_JSON),
+    SCAN("int64 min", "{\"model\":\"m\",\"a\":-9223372036854775808}", CR_BODY_OK),
+    SCAN("int64 min - 1", "{\"model\":\"m\",\"a\":-9223372036854775809}", CR_BODY_INVALID_JSON),
+    SCAN("20 digits", "{\"model\":\"m\",\"a\":10000000000000000000}", CR_BODY_INVALID_JSON),
+    SCAN("big real", "{\"model\":\"m\",\"a\":1e309}", CR_BODY_INVALID_JSON),
+    SCAN("big real by digits", "{\"model\":\"m\",\"a\":1000e306}", CR_BODY_INVALID_JSON),
+    SCAN("DBL_MAX", "{\"model\":\"m\",\"a\":1.7976931348623157e308}", CR_BODY_OK),
+    SCAN("just under the overflow", "{\"model\":\"m\",\"a\":1.7976931348623158e308}", CR_BODY_OK),
+    SCAN("small fraction, big exponent", "{\"model\":\"m\",\"a\":0.0001e312}", CR_BODY_OK),
+    SCAN("small fraction, bigger exponent", "{\"model\":\"m\",\"a\":0.0001e313}", CR_BODY_INVALID_JSON),
+    SCAN("underflow is fine", "{\"model\":\"m\",\"a\":1e-99999}", CR_BODY_OK),
+    SCAN("huge exponent", "{\"model\":\"m\",\"a\":-1e99999999999999999999999}", CR_BODY_INVALID_JSON),
+    SCAN("zero with a huge exponent", "{\"model\":\"m\",\"a\":0.000e99999}", CR_BODY_OK),
+    SCAN("top-level number", "123", CR_BODY_NOT_OBJECT),
+    SCAN("top-level big number", "123e400", CR_BODY_INVALID_JSON),
+    /* the decided members */
+    SCAN("duplicate model", "{\"model\":\"a\",\"model\":\"a\"}", CR_BODY_DUPLICATE_MEMBER),
+    SCAN("duplicate model, escaped", "{\"\\u006dodel\":\"a\",\"mod\\u0065l\":\"b\"}", CR_BODY_DUPLICATE_MEMBER),
+    SCAN("duplicate model, not a string", "{\"model\":\"a\",\"model\":1}", CR_BODY_DUPLICATE_MEMBER),
+    SCAN("duplicate stream", "{\"model\":\"a\",\"stream\":true,\"str\\u0065am\":false}", CR_BODY_DUPLICATE_MEMBER),
+    SCAN("duplicate stream_options", "{\"model\":\"a\",\"stream_options\":{},\"stream_options\":{}}", CR_BODY_DUPLICATE_MEMBER),
+    SCAN("duplicate include_usage", "{\"model\":\"a\",\"stream_options\":{\"include_usage\":true,\"include_usage\":true}}", CR_BODY_DUPLICATE_MEMBER),
+    SCAN("include_usage twice, elsewhere", "{\"model\":\"a\",\"x\":{\"include_usage\":1,\"include_usage\":2}}", CR_BODY_OK),
+    SCAN("model twice, nested", "{\"model\":\"a\",\"x\":{\"model\":1,\"model\":2}}", CR_BODY_OK),
+    SCAN("other top-level duplicate", "{\"model\":\"a\",\"messages\":[],\"messages\":[]}", CR_BODY_OK),
+    SCAN("model is a number", "{\"model\":4}", CR_BODY_MODEL_NOT_STRING),
+    SCAN("model is null", "{\"model\":null}", CR_BODY_MODEL_NOT_STRING),
+    SCAN("model is an object", "{\"model\":{\"model\":\"m\"}}", CR_BODY_MODEL_NOT_STRING),
+    SCAN("model is empty", "{\"model\":\"\"}", CR_BODY_MODEL_NOT_STRING),
+    SCAN("no model", "{\"modelx\":\"m\",\"x\":{\"model\":\"m\"}}", CR_BODY_NO_MODEL),
+    SCAN("array", "[{\"model\":\"m\"}]", CR_BODY_NOT_OBJECT),
+    SCAN("string", "\"model\"", CR_BODY_NOT_OBJECT),
+    SCAN("white space around", " \t\r\n{\"model\":\"m\"} \n", CR_BODY_OK),
+};
+
+/* Scan in pieces of `piece` bytes (0: whole). */
+static cr_body_status_e scan_pieces(const char *data, apr_size_t len,
+                                    apr_size_t piece, cr_body_info_t *info)
+{
+    cr_body_scan_t s;
+    apr_size_t pos = 0;
+
+    if (piece == 0) {
+        return cr_body_inspect(pool, data, len, info);
+    }
+    cr_body_scan_init(&s);
+    while (pos < len) {
+        apr_size_t k = len - pos < piece ? len - pos : piece;
+        if (cr_body_scan(&s, data + pos, k)) {
+            break;
+        }
+        pos += k;
+    }
+    return cr_body_scan_finish(pool, &s, info);
+}
+
+static void assert_same_info(const cr_body_info_t *a, const cr_body_info_t *b,
+                             const char *name, apr_size_t piece)
+{
+    ck_assert_msg((a->model == NULL) == (b->model == NULL)
+                  && (a->model == NULL || strcmp(a->model, b->model) == 0),
+                  "%s, pieces of %lu: model", name, (unsigned long)piece);
+    ck_assert_msg((a->detail == NULL) == (b->detail == NULL)
+                  && (a->detail == NULL || strcmp(a->detail, b->detail) == 0),
+                  "%s, pieces of %lu: detail %s", name, (unsigned long)piece,
+                  b->detail ? b->detail : "(none)");
+    ck_assert_msg(a->stream == b->stream && a->object_end == b->object_end
+                  && a->stream_options == b->stream_options
+                  && a->stream_options_start == b->stream_options_start
+                  && a->stream_options_end == b->stream_options_end
+                  && a->include_usage == b->include_usage
+                  && a->include_usage_start == b->include_usage_start
+                  && a->include_usage_end == b->include_usage_end,
+                  "%s, pieces of %lu: fields", name, (unsigned long)piece);
+}
+
+START_TEST(scan_every_class_in_every_piece_size)
+{
+    apr_size_t i, piece;
+
+    for (i = 0; i < sizeof(scan_cases) / sizeof(scan_cases[0]); i++) {
+        const scan_case *c = &scan_cases[i];
+        apr_size_t len = c->len ? c->len : strlen(c->data);
+        cr_body_info_t whole, part;
+        cr_body_status_e st = scan_pieces(c->data, len, 0, &whole);
+
+        ck_assert_msg(st == c->status, "%s: status %d, expected %d (%s)",
+                      c->name, (int)st, (int)c->status,
+                      whole.detail ? whole.detail : "");
+        if (st != CR_BODY_OK) {
+            ck_assert_ptr_null(whole.model);
+            ck_assert_ptr_nonnull(whole.detail);
+        }
+        for (piece = 1; piece <= len; piece++) {
+            ck_assert_msg(scan_pieces(c->data, len, piece, &part) == st,
+                          "%s: pieces of %lu", c->name,
+                          (unsigned long)piece);
+            assert_same_info(&whole, &part, c->name, piece);
+        }
+    }
+}
+END_TEST
+
+/* Offsets of the decided members, checked in every piece size. */
+static void check_fields(const char *body, const char *model, int stream,
+                         int so, const char *so_text, int iu,
+                         const char *iu_text)
+{
+    apr_size_t len = strlen(body), piece;
+    const char *last = strrchr(body, '}');
+
+    for (piece = 0; piece <= len; piece++) {
+        cr_body_info_t info;
+
+        ck_assert_int_eq(scan_pieces(body, len, piece, &info), CR_BODY_OK);
+        ck_assert_str_eq(info.model, model);
+        ck_assert_int_eq(info.stream, stream);
+        ck_assert_int_eq(info.object_end, last - body);
+        ck_assert_int_eq(info.stream_options, so);
+        if (so_text) {
+            const char *at = strstr(body, so_text);
+            ck_assert_ptr_nonnull(at);
+            ck_assert_int_eq(info.stream_options_start, at - body);
+            ck_assert_int_eq(info.stream_options_end,
+                             at - body + (apr_off_t)strlen(so_text));
+        }
+        ck_assert_int_eq(info.include_usage, iu);
+        if (iu_text) {
+            const char *at = strstr(body, iu_text);
+            ck_assert_ptr_nonnull(at);
+            ck_assert_int_eq(info.include_usage_start, at - body);
+            ck_assert_int_eq(info.include_usage_end,
+                             at - body + (apr_off_t)strlen(iu_text));
+        }
+    }
+}
+
+START_TEST(scan_decided_members)
+{
+    check_fields("{\"model\":\"gpt-4o\"}", "gpt-4o", 0, 0, NULL, 0, NULL);
+    check_fields("{\"\\u006dodel\":\"g\\u0070t\\/4 \\u00e9\\ud83d\\ude00\"}",
+                 "gpt/4 \xc3\xa9\xf0\x9f\x98\x80", 0, 0, NULL, 0, NULL);
+    check_fields("{\"stream\":true,\"model\":\"m\"}", "m", 1, 0, NULL, 0, NULL);
+    check_fields("{\"stream\":\"true\",\"model\":\"m\"}", "m", 0, 0, NULL, 0,
+                 NULL);
+    check_fields("{\"model\":\"m\",\"stream\":true,\"stream_options\":"
+                 "{\"include_usage\":false} }  ", "m", 1, 1,
+                 "{\"include_usage\":false}", 2, "false");
+    check_fields("{\"model\":\"m\",\"stream_options\":{\"x\":[1,{\"include_usage\":"
+                 "3}],\"include_usage\" : true },\"n\":1}", "m", 0, 1,
+                 "{\"x\":[1,{\"include_usage\":3}],\"include_usage\" : true }",
+                 1, "true");
+    check_fields("{\"model\":\"m\",\"stream_options\":{\"include_usage\":"
+                 "12.5e1}}", "m", 0, 1, "{\"include_usage\":12.5e1}", 3,
+                 "12.5e1");
+    check_fields("{\"model\":\"m\",\"stream_options\":null}", "m", 0, 2, "null",
+                 0, NULL);
+    check_fields("{\"model\":\"m\",\"stream_options\":-0.5 }", "m", 0, 3,
+                 "-0.5", 0, NULL);
+    check_fields("{\"model\":\"m\",\"stream_options\":[{\"include_usage\":true}]}",
+                 "m", 0, 3, "[{\"include_usage\":true}]", 0, NULL);
+    check_fields("{\"model\":\"m\",\"x\":{\"stream\":true,\"stream_options\":{}}}",
+                 "m", 0, 0, NULL, 0, NULL);
+}
+END_TEST
+
+START_TEST(scan_model_length_decoded)
+{
+    apr_size_t n;
+
+    /* 256 bytes once decoded is the most: two-byte characters, escaped
+     * or not, count as two. */
+    for (n = 127; n <= 129; n++) {
+        char *raw = apr_palloc(pool, 2 * n + 1), *esc = apr_palloc(pool, 6 * n + 1);
+        const char *b1, *b2;
+        cr_body_info_t info;
+        apr_size_t i;
+        cr_body_status_e want = 2 * n <= CR_BODY_MAX_MODEL_LEN
+                                ? CR_BODY_OK : CR_BODY_MODEL_NOT_STRING;
+
+        for (i = 0; i < n; i++) {
+            memcpy(raw + 2 * i, "\xc3\xa9", 2);
+            memcpy(esc + 6 * i, "\\u00e9", 6);
+        }
+        raw[2 * n] = '\0';
+        esc[6 * n] = '\0';
+        b1 = apr_psprintf(pool, "{\"model\":\"%s\"}", raw);
+        b2 = apr_psprintf(pool, "{\"model\":\"%s\"}", esc);
+        ck_assert_int_eq(scan_pieces(b1, strlen(b1), 0, &info), want);
+        if (want == CR_BODY_OK) {
+            ck_assert_str_eq(info.model, raw);
+        }
+        ck_assert_int_eq(scan_pieces(b2, strlen(b2), 7, &info), want);
+        if (want == CR_BODY_OK) {
+            ck_assert_str_eq(info.model, raw);
+        }
+    }
+}
+END_TEST
+
+START_TEST(scan_depth_limit)
+{
+    int extra;
+
+    /* The top object is at depth 1, "x" at 2: 2047 arrays reach 2048. */
+    for (extra = 2046; extra <= 2048; extra++) {
+        const char *deep = deep_array(pool, extra);
+        const char *with_value;
+        const char *body = apr_pstrcat(pool, "{\"model\":\"m\",\"x\":", deep,
+                                       "}", NULL);
+        cr_body_info_t info;
+        cr_body_status_e st = scan_pieces(body, strlen(body), 0, &info);
+
+        ck_assert_int_eq(st, extra <= 2047 ? CR_BODY_OK
+                                           : CR_BODY_INVALID_JSON);
+        if (st != CR_BODY_OK) {
+            ck_assert_ptr_nonnull(strstr(info.detail, "deeper than 2048"));
+        }
+        ck_assert_int_eq(scan_pieces(body, strlen(body), 3, &info), st);
+        /* A value inside the deepest array is one level more. */
+        with_value = apr_pstrcat(pool, "{\"model\":\"m\",\"x\":",
+                                 apr_pstrndup(pool, deep, extra), "1",
+                                 deep + extra, "}", NULL);
+        ck_assert_int_eq(scan_pieces(with_value, strlen(with_value), 0,
+                                     &info),
+                         extra <= 2046 ? CR_BODY_OK : CR_BODY_INVALID_JSON);
+    }
+}
+END_TEST
+
+/* Long strings, plain and with non-ASCII text and escapes, across pieces
+ * that cut them anywhere (the SIMD run and the UTF-8 run meet the end of
+ * a piece). */
+START_TEST(scan_long_strings_in_pieces)
+{
+    static const char *const units[] = { "abcdefghij", "\xc3\xa9", "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80", "\\n", "\\u00e9",
+                                         "\\ud83d\\ude00", "\\\"" };
+    apr_size_t u, piece;
+
+    for (u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        char *text = apr_palloc(pool, 40 * 20 + 1);
+        const char *body;
+        int i;
+
+        text[0] = '\0';
+        for (i = 0; i < 40; i++) {
+            strcat(text, units[u]);
+            strcat(text, i % 3 ? "x" : "");
+        }
+        body = apr_psprintf(pool, "{\"model\":\"m\",\"messages\":[{\"content\":"
+                            "\"%s\"}],\"t\":\"%s\"}", text, text);
+        for (piece = 0; piece <= 70; piece++) {
+            cr_body_info_t info;
+            ck_assert_msg(scan_pieces(body, strlen(body), piece, &info)
+                          == CR_BODY_OK, "unit %lu pieces %lu: %s",
+                          (unsigned long)u, (unsigned long)piece,
+                          info.detail ? info.detail : "");
+        }
+        /* Spoil the last character of the text: refused in any pieces. */
+        if (units[u][0] & 0x80) {
+            char *bad = apr_pstrdup(pool, body);
+            char *q = strstr(bad, "\"}],");
+            q[-1] = 'x';                 /* cuts the last character */
+            for (piece = 0; piece <= 70; piece++) {
+                cr_body_info_t info;
+                ck_assert_int_eq(scan_pieces(bad, strlen(bad), piece, &info),
+                                 CR_BODY_INVALID_JSON);
+            }
+        }
     }
 }
 END_TEST
@@ -1391,6 +1752,11 @@ static Suite *core_suite(void)
     tcase_add_test(tc, body_content_type);
     tcase_add_test(tc, body_stream_long_strings);
     tcase_add_test(tc, body_stream_long_member_names);
+    tcase_add_test(tc, scan_every_class_in_every_piece_size);
+    tcase_add_test(tc, scan_decided_members);
+    tcase_add_test(tc, scan_model_length_decoded);
+    tcase_add_test(tc, scan_depth_limit);
+    tcase_add_test(tc, scan_long_strings_in_pieces);
     tcase_add_test(tc, body_stream_skipped_text_checked);
     tcase_add_test(tc, body_stream_review_findings);
     suite_add_tcase(s, tc);
