@@ -12,7 +12,9 @@ import threading
 
 import pytest
 
-BUILD_DIR = os.environ.get("CR_BUILD_DIR", "/work/main/build")
+BUILD_DIR = os.environ.get("CR_BUILD_DIR", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "build"))
 CLI = os.path.join(BUILD_DIR, "clawdrouter-keys")
 KEY_RE = re.compile(r"^sk-[A-Za-z0-9]{48}$")
 ID_RE = re.compile(r"^key_[A-Za-z0-9]{16}$")

@@ -11,7 +11,9 @@ import subprocess
 
 import pytest
 
-BUILD_DIR = os.environ.get("CR_BUILD_DIR", "/work/main/build")
+BUILD_DIR = os.environ.get("CR_BUILD_DIR", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "build"))
 CLI = os.path.join(BUILD_DIR, "clawdrouter-keys")
 HOSTILE = "o'brien \\\\ 100% \"x\"; DROP TABLE clawdrouter_keys; --"
 
