@@ -86,7 +86,11 @@ static const error_row error_table[CR_ERR__COUNT] = {
       "given in the 'Retry-After' header." },
     /* CR_ERR_QUOTA_EXCEEDED */
     { 429, "insufficient_quota", "insufficient_quota", "rate_limit_error",
-      "This API key has used up its token quota for the current period." }
+      "This API key has used up its token quota for the current period." },
+    /* CR_ERR_WEBSOCKET */
+    { 400, "invalid_request_error", "websocket_not_supported",
+      "invalid_request_error",
+      "WebSocket is not supported by this gateway; use HTTPS requests." }
 };
 
 static const error_row *row_for(cr_error_e kind)
@@ -126,6 +130,20 @@ cr_protocol_e cr_protocol_from_path(const char *path)
 int cr_error_status(cr_error_e kind)
 {
     return row_for(kind)->status;
+}
+
+int cr_error_should_retry(cr_error_e kind)
+{
+    switch (kind) {
+    case CR_ERR_RATE_LIMITED:
+    case CR_ERR_TOKENS_LIMITED:
+    case CR_ERR_UPSTREAM_UNAVAILABLE:
+    case CR_ERR_UPSTREAM_TIMEOUT:
+    case CR_ERR_RATE_STORE_UNAVAILABLE:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 const char *cr_error_openai_type(cr_error_e kind)

@@ -34,6 +34,7 @@ typedef enum {
                                       * (bad header, header too large) */
     CR_ERR_TOKENS_LIMITED,           /* 429 token limit (tpm) */
     CR_ERR_QUOTA_EXCEEDED,           /* 429 token quota used up */
+    CR_ERR_WEBSOCKET,                /* 400 WebSocket upgrade refused */
     CR_ERR__COUNT
 } cr_error_e;
 
@@ -43,6 +44,11 @@ cr_protocol_e cr_protocol_from_path(const char *path);
 
 /* HTTP status for an error kind. */
 int cr_error_status(cr_error_e kind);
+
+/* SPEC section 10's retry advice, the value of x-should-retry: 1 (true)
+ * for the request and token rate limits (429, not the quota) and for 502,
+ * 503 and 504; 0 (false) for every other kind. */
+int cr_error_should_retry(cr_error_e kind);
 
 /* OpenAI "type"/"code" and Anthropic "error.type" for a kind. */
 const char *cr_error_openai_type(cr_error_e kind);

@@ -106,6 +106,33 @@ static int check_transfer_encoding(request_rec *r, cr_request_ctx *ctx)
                                  "\"chunked\" (or absent).");
 }
 
+/* A WebSocket upgrade (Codex CLI tries one on /responses before HTTPS)
+ * gets one 400 with x-should-retry: false, so the client falls back at
+ * once (SPEC section 10). */
+static int check_websocket(request_rec *r, cr_request_ctx *ctx)
+{
+    const char *upgrade = apr_table_get(r->headers_in, "Upgrade");
+
+    if (!upgrade || !ap_find_token(r->pool, upgrade, "websocket")) {
+        return OK;
+    }
+    r->connection->keepalive = AP_CONN_CLOSE;
+    return cr_request_send_error(r, ctx, CR_ERR_WEBSOCKET, NULL);
+}
+
+/* The path is an Anthropic /messages/count_tokens (trailing '/' too). */
+static int is_count_tokens(const char *uri)
+{
+    static const char suffix[] = "/messages/count_tokens";
+    apr_size_t len = uri ? strlen(uri) : 0;
+    apr_size_t slen = sizeof(suffix) - 1;
+
+    if (len > 0 && uri[len - 1] == '/') {
+        len--;
+    }
+    return len >= slen && memcmp(uri + len - slen, suffix, slen) == 0;
+}
+
 /* Steps 1-2 of SPEC section 4: the key and the protocol's headers. */
 static int check_key(request_rec *r, cr_request_ctx *ctx,
                      const cr_server_conf *sconf)
@@ -259,9 +286,12 @@ static int clawdrouter_fixups(request_rec *r)
     apr_table_setn(r->subprocess_env, CR_ENV_REQUEST_ID, ctx->request_id);
 
     if ((rc = check_transfer_encoding(r, ctx)) != OK
+        || (rc = check_websocket(r, ctx)) != OK
         || (rc = check_key(r, ctx, sconf)) != OK) {
         return rc;
     }
+    /* count_tokens is checked like /messages but never counted. */
+    ctx->not_counted = is_count_tokens(r->uri);
     if ((rc = cr_body_check_request(r, ctx, cr_config_max_body(dconf, sconf), &body))
         != OK) {
         return rc;
@@ -280,10 +310,9 @@ static int clawdrouter_fixups(request_rec *r)
     }
     ctx->upstream = route->upstream;
     apr_table_setn(r->subprocess_env, CR_ENV_UPSTREAM, ctx->upstream->name);
-    if ((rc = check_rate(r, ctx, sconf)) != OK) {
-        return rc;
-    }
-    if ((rc = cr_tokens_check_request(r, ctx, sconf)) != OK) {
+    if (!ctx->not_counted
+        && ((rc = check_rate(r, ctx, sconf)) != OK
+            || (rc = cr_tokens_check_request(r, ctx, sconf)) != OK)) {
         return rc;
     }
 
@@ -625,6 +654,9 @@ static apr_status_t error_json_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     apr_table_unset(r->err_headers_out, "x-request-id");
     apr_table_setn(r->headers_out, "Request-Id", ctx->request_id);
     apr_table_setn(r->headers_out, "x-request-id", ctx->request_id);
+    apr_table_unset(r->err_headers_out, "x-should-retry");
+    apr_table_setn(r->headers_out, "x-should-retry",
+                   cr_error_should_retry(kind) ? "true" : "false");
     apr_table_unset(r->headers_out, "Content-Length");
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)strlen(body));

@@ -116,6 +116,8 @@ int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
                   ctx->model ? ctx->model : "-");
 
     apr_table_setn(r->err_headers_out, "x-request-id", ctx->request_id);
+    apr_table_setn(r->err_headers_out, "x-should-retry",
+                   cr_error_should_retry(kind) ? "true" : "false");
     if (status == HTTP_UNAUTHORIZED) {
         apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer");
     }

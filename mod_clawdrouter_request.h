@@ -60,6 +60,7 @@ typedef struct {
     /* For the metrics (mod_clawdrouter_metrics.c). */
     apr_time_t forwarded_at;          /* handed to mod_proxy */
     apr_time_t first_byte_at;         /* the response's first brigade */
+    int not_counted;                  /* count_tokens, /models: no rpm/tpm */
     int refused;                      /* answered by cr_request_send_error */
     cr_error_e refusal;               /* ... with this error */
     const char *store_error;          /* "key" or "rate": a store failed */

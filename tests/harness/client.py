@@ -33,7 +33,13 @@ ERRORS = {
     "unsupported_media_type": (415, "invalid_request_error", "unsupported_media_type", "invalid_request_error"),
     # a request httpd's own parser refuses (bad or oversized header)
     "bad_request": (400, "invalid_request_error", "bad_request", "invalid_request_error"),
+    # SPEC 10: a WebSocket upgrade, refused once so the client falls back
+    "websocket": (400, "invalid_request_error", "websocket_not_supported", "invalid_request_error"),
 }
+
+# SPEC 10's retry advice: x-should-retry is "true" for these kinds only.
+SHOULD_RETRY = {"rate_limited", "tokens_limited", "upstream_unavailable",
+                "upstream_timeout", "rate_store_unavailable"}
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
@@ -123,6 +129,9 @@ def assert_error(resp, kind, protocol):
         assert doc["error"].get("type") == atype, doc
         assert isinstance(doc["error"].get("message"), str) and doc["error"]["message"], doc
         assert doc.get("request_id") == rid, (doc, rid)
+    want = "true" if kind in SHOULD_RETRY else "false"
+    assert resp.headers.get("x-should-retry") == want, (
+        kind, resp.headers.get("x-should-retry"))
     if status == 401:
         assert resp.headers.get("WWW-Authenticate", "").startswith("Bearer"), \
             resp.headers.get("WWW-Authenticate")

@@ -621,6 +621,8 @@ static const spec_row spec_rows[] = {
       "rate_limit_error" },
     { CR_ERR_QUOTA_EXCEEDED, 429, "insufficient_quota", "insufficient_quota",
       "rate_limit_error" },
+    { CR_ERR_WEBSOCKET, 400, "invalid_request_error",
+      "websocket_not_supported", "invalid_request_error" },
 };
 
 static const char *member_string(const cr_json_t *obj, const char *name)
@@ -631,6 +633,27 @@ static const char *member_string(const cr_json_t *obj, const char *name)
 START_TEST(error_table_covers_every_kind)
 {
     ck_assert_int_eq(sizeof(spec_rows) / sizeof(spec_rows[0]), CR_ERR__COUNT);
+}
+END_TEST
+
+/* SPEC 10: x-should-retry is true for the request and token rate limits,
+ * 502, 503 and 504, false for every other kind (the quota 429 too). */
+START_TEST(error_should_retry_rule)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(spec_rows) / sizeof(spec_rows[0]); i++) {
+        const spec_row *row = &spec_rows[i];
+        int want = row->kind == CR_ERR_RATE_LIMITED
+                   || row->kind == CR_ERR_TOKENS_LIMITED
+                   || row->status == 502 || row->status == 503
+                   || row->status == 504;
+
+        ck_assert_msg(cr_error_should_retry(row->kind) == want,
+                      "kind %d", row->kind);
+    }
+    ck_assert_int_eq(cr_error_should_retry(CR_ERR_QUOTA_EXCEEDED), 0);
+    ck_assert_int_eq(cr_error_should_retry(CR_ERR__COUNT), 0);
 }
 END_TEST
 
@@ -1764,6 +1787,7 @@ static Suite *core_suite(void)
     tc = tcase_create("error");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, error_table_covers_every_kind);
+    tcase_add_test(tc, error_should_retry_rule);
     tcase_add_test(tc, error_openai_bodies);
     tcase_add_test(tc, error_anthropic_bodies);
     tcase_add_test(tc, error_custom_message_is_escaped);
