@@ -84,6 +84,7 @@ void *cr_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     conf->rate_store_data = base->rate_store_data;
     conf->key_cache_entries = base->key_cache_entries;
     conf->metrics_series = base->metrics_series;
+    conf->metrics_series_set = base->metrics_series_set;
     return conf;
 }
 
@@ -208,12 +209,13 @@ static const char *cmd_metrics_series(cmd_parms *cmd, void *dummy,
     if (err) {
         return err;
     }
-    if (!cr_directive_number(arg, 1, CR_METRICS_MAX_SERIES, &n)) {
+    if (!cr_directive_number(arg, 0, CR_METRICS_MAX_SERIES, &n)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number of label "
-                            "sets from 1 to %d", cmd->cmd->name, arg,
-                            CR_METRICS_MAX_SERIES);
+                            "sets from 0 (no metrics) to %d", cmd->cmd->name,
+                            arg, CR_METRICS_MAX_SERIES);
     }
     conf->metrics_series = n;
+    conf->metrics_series_set = 1;
     return NULL;
 }
 
@@ -461,7 +463,7 @@ const command_rec cr_config_cmds[] = {
     AP_INIT_TAKE1(CR_DIR_STATE_FILE, cmd_state_file, NULL, RSRC_CONF,
                   "file that keeps token quota counts across a full restart"),
     AP_INIT_TAKE1(CR_DIR_METRICS_SERIES, cmd_metrics_series, NULL, RSRC_CONF,
-                  "label sets kept per metric before new ones count as _other (default 10000)"),
+                  "label sets kept per metric before new ones count as _other (default 10000, 0 = no metrics)"),
     AP_INIT_FLAG(CR_DIR_STREAM_USAGE, cmd_stream_usage, NULL,
                  RSRC_CONF | ACCESS_CONF,
                  "On (default) to ask the upstream for the usage of streamed OpenAI chats that do not"),

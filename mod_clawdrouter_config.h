@@ -64,7 +64,8 @@ typedef struct {
      * made per child and per key store (child_init). */
     int key_cache_entries;            /* -1 unset */
     /* Label sets per metric family: main server only. */
-    apr_int64_t metrics_series;       /* 0 unset */
+    apr_int64_t metrics_series;       /* 0 = no metrics */
+    int metrics_series_set;
     struct cr_keystore_t *keystore;   /* NULL before child_init */
 } cr_server_conf;
 

@@ -43,7 +43,7 @@ int cr_metrics_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     cr_server_conf *conf = cr_config_server(s);
     apr_pool_t *keep = s->process->pool;
-    apr_uint32_t series = conf->metrics_series > 0
+    apr_uint32_t series = conf->metrics_series_set
                           ? (apr_uint32_t)conf->metrics_series
                           : CR_METRICS_DEFAULT_SERIES;
     metrics_keeper *k = NULL;
@@ -57,6 +57,11 @@ int cr_metrics_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (!k) {
         k = apr_pcalloc(keep, sizeof(*k));
         apr_pool_userdata_set(k, METRICS_USERDATA_KEY, NULL, keep);
+    }
+    if (series == 0) {
+        /* No metrics: nothing counted, the page answers 404. */
+        metrics = NULL;
+        return OK;
     }
     if (k->metrics && k->series == series) {
         metrics = k->metrics;
@@ -132,9 +137,10 @@ int cr_metrics_handler(request_rec *r)
         return HTTP_METHOD_NOT_ALLOWED;
     }
     if (!metrics) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CRLOGNO(0802)
-                      "the metrics' table is missing");
-        return HTTP_INTERNAL_SERVER_ERROR;
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CRLOGNO(0802)
+                      "metrics page asked for, but " CR_DIR_METRICS_SERIES
+                      " is 0: no metrics are kept");
+        return HTTP_NOT_FOUND;
     }
     page = cr_metrics_render(metrics, r->pool);
     ap_set_content_type(r, "text/plain; version=0.0.4");

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HTTPD = os.environ.get("CR_HTTPD", "/usr/sbin/apache2")
 MODULES = os.environ.get("CR_HTTPD_MODULES", "/usr/lib/apache2/modules")
@@ -331,7 +332,7 @@ http {
 
 def gateway(work, name, build_dir, upstream_url, store_spec, rpm=HIGH_RPM,
             rate_store=None, mpm="event", mpm_conf=None, max_body=None,
-            key_cache=None):
+            key_cache=None, extra=""):
     """One Apache, two locations side by side: /plain is plain ProxyPass,
     /v1 is ClawdRouter; both to the same upstream server."""
     so = os.path.join(build_dir, ".libs", "mod_clawdrouter.so")
@@ -353,6 +354,8 @@ def gateway(work, name, build_dir, upstream_url, store_spec, rpm=HIGH_RPM,
         body.append("ClawdRouterMaxBodySize %d" % max_body)
     if key_cache is not None:
         body.append("ClawdRouterKeyCache %d" % key_cache)
+    if extra:
+        body.append(extra)
     body += [
         "<Location /v1>", "    ClawdRouter On", "    Require all granted",
         "</Location>",
@@ -524,6 +527,50 @@ class Bench:
         if not self.small_store:
             self.small_store = key_store(self.work, self.genkeys, 10)
         return self.small_store
+
+    # -- metrics: their cost on the request path -------------------------
+
+    def metrics(self):
+        """The gateway with its Prometheus counting (the default) against
+        the same gateway with ClawdRouterMetricsSeries 0 (nothing counted),
+        interleaved, against nginx: the paired throughput ratio on/off."""
+        up = self.nginx_upstream()
+        spec, keys = self.store10()
+        on = self.start(gateway(self.work, "gw-metrics-on", self.build_dir,
+                                up.url, spec, extra=(
+                                    "<Location /metrics>\n"
+                                    "    SetHandler clawdrouter-metrics\n"
+                                    "    Require all granted\n"
+                                    "</Location>")))
+        off = self.start(gateway(self.work, "gw-metrics-off",
+                                 self.build_dir, up.url, spec,
+                                 extra="ClawdRouterMetricsSeries 0"))
+        c = self.size["connections"]
+        try:
+            out("== metrics: gateway with metrics on / off, %d connections, "
+                "nginx upstream, %d x %d s interleaved"
+                % (c, self.size["rounds"], self.size["duration"]))
+            for name in ("chat_1k", "claude_code"):
+                path = agent_bodies.BODIES[name][0]
+                runs = interleaved([
+                    ("metrics off", off.url + "/v1" + path, keys),
+                    ("metrics on", on.url + "/v1" + path, keys)],
+                    self.bodies[name], c, self.size)
+                res = summary(runs)
+                out("body %-12s off %8.0f req/s  on %8.0f req/s  "
+                    "paired ratio on/off %.3f" % (
+                        name, res["metrics off"]["rps"],
+                        res["metrics on"]["rps"],
+                        paired_ratio(runs, "metrics off", "metrics on")))
+            page = urllib.request.urlopen(on.url + "/metrics",
+                                          timeout=10).read().decode()
+            counted = sum(float(line.rsplit(" ", 1)[1])
+                          for line in page.splitlines()
+                          if line.startswith("clawdrouter_requests_total{"))
+            out("metrics on: the page counts %d requests" % counted)
+        finally:
+            self.stop(on)
+            self.stop(off)
 
     # -- 1. throughput and latency -------------------------------------
 
@@ -1155,7 +1202,8 @@ def parse_callgrind(path, entries):
 
 # ---------------------------------------------------------------------------
 
-BENCHMARKS = ["throughput", "keys", "body", "rate", "streams", "callgrind"]
+BENCHMARKS = ["throughput", "keys", "body", "rate", "streams", "callgrind",
+              "metrics"]
 
 
 def raise_fd_limit():

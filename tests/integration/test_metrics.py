@@ -234,12 +234,23 @@ def test_series_bound(make_gateway):
                  key_id=keys[0][0]) == 2
 
 
-def test_bad_series_directive_refused(make_gateway):
+@pytest.mark.parametrize("bad", ["-1", "ten", "1000001", "+5"])
+def test_bad_series_directive_refused(make_gateway, bad):
     g = make_gateway(start=False, extra_server_conf=(
-        "ClawdRouterMetricsSeries 0\n"))
+        "ClawdRouterMetricsSeries %s\n" % bad))
     p = g.configtest()
     assert p.returncode != 0
     assert "ClawdRouterMetricsSeries" in p.stderr + p.stdout
+
+
+def test_series_zero_keeps_no_metrics(make_gateway):
+    g = make_gateway(log_level="info", extra_server_conf=METRICS_CONF
+                     + "ClawdRouterMetricsSeries 0\n")
+    _, key = make_key(g, "--models", "gpt-*")
+    assert chat(g, key).status_code == 200
+    r = requests.get(g.url + "/metrics", timeout=10)
+    assert r.status_code == 404
+    assert "clawdrouter_requests_total" not in r.text
 
 
 def _as_nobody(path):
