@@ -34,6 +34,7 @@ FORWARDED = {
 REFUSED = {
     "openai-bad-key", "openai-forbidden", "openai-no-route", "openai-own-id",
     "anthropic-bad-key", "anthropic-forbidden", "anthropic-own-id",
+    "openai-bad-key-retry", "anthropic-bad-key-retry",
 }
 
 
@@ -104,6 +105,14 @@ def test_official_sdks_through_gateway(gateway, upstream):
     passed = re.search(r"^\S* ?pass (\d+)$", run.stdout, re.M)
     assert passed and int(passed.group(1)) == declared, (
         "expected %d passing SDK tests:\n%s" % (declared, output))
+
+    # A wrong key with the SDKs' retries on: exactly one request each
+    # reached the gateway (SPEC 10, x-should-retry: false).
+    for rid in ("sdk-test.retry-openai", "sdk-test.retry-anthropic"):
+        lines = [l for l in gateway.access_log_lines()
+                 if 'request_id="%s"' % rid in l]
+        assert len(lines) == 1, (rid, lines)
+        assert '" 401 ' in lines[0], lines[0]
 
     # What the upstream got from those SDK calls.
     seen = {}

@@ -195,6 +195,33 @@ test('openai: a bad key raises AuthenticationError (401) with the gateway reques
     assertNoKeyIn(err, UNKNOWN_KEY);
 });
 
+// SPEC 10: with the SDK's own retries on, a wrong key fails after one
+// request (x-should-retry: false); test_sdk.py counts the access log lines
+// of these Request-Ids.
+test('openai: a bad key with retries on fails at once, x-should-retry false', async () => {
+    const client = new OpenAI({
+        apiKey: UNKNOWN_KEY, baseURL: GATEWAY_URL + '/v1', maxRetries: 5,
+        timeout: 20000,
+        defaultHeaders: { 'X-Sdk-Test': 'openai-bad-key-retry',
+                          'Request-Id': 'sdk-test.retry-openai' },
+    });
+    const err = await rejection(() => client.chat.completions.create(chatParams()));
+    assert.ok(err instanceof OpenAI.AuthenticationError, `got ${err?.constructor?.name}: ${err}`);
+    assert.equal(err.headers.get('x-should-retry'), 'false');
+});
+
+test('anthropic: a bad key with retries on fails at once, x-should-retry false', async () => {
+    const client = new Anthropic({
+        apiKey: UNKNOWN_KEY, baseURL: GATEWAY_URL, maxRetries: 5,
+        timeout: 20000,
+        defaultHeaders: { 'X-Sdk-Test': 'anthropic-bad-key-retry',
+                          'Request-Id': 'sdk-test.retry-anthropic' },
+    });
+    const err = await rejection(() => client.messages.create(messageParams()));
+    assert.ok(err instanceof Anthropic.AuthenticationError, `got ${err?.constructor?.name}: ${err}`);
+    assert.equal(err.headers.get('x-should-retry'), 'false');
+});
+
 test('openai: a model the key may not use raises PermissionDeniedError (403)', async () => {
     const client = openaiClient('openai-forbidden', { apiKey: LIMITED_KEY });
     const err = await rejection(() => client.chat.completions.create(chatParams('gpt-4o')));
