@@ -124,3 +124,12 @@ class DBStore:
 
     def __repr__(self):
         return "<DBStore %s %s>" % (self.kind, self.dbname or self.path)
+
+
+def key_store_for(request, kind):
+    """For a fixture: None (a DBM store) for "" or "dbm", else a DBStore of
+    that kind (dbd-pgsql on the session's `postgres` fixture)."""
+    if not kind or kind == "dbm":
+        return None
+    pg = request.getfixturevalue("postgres") if kind == "dbd-pgsql" else None
+    return DBStore(kind, pg=pg)
