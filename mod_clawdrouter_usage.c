@@ -76,13 +76,16 @@ void cr_usage_finish(request_rec *r, cr_request_ctx *ctx)
         ctx->usage_seen = 1;
         ctx->input_tokens = in;
         ctx->output_tokens = out;
-        /* apr_off_t is 64 bits here (as APR_INT64_T_FMT); no format
-         * string to parse. */
-        apr_table_setn(r->subprocess_env, CR_ENV_INPUT_TOKENS,
+        /* Added, not set: this runs once per request (usage_done), and
+         * apr_table_setn would compare the name with every CLAWDROUTER_
+         * variable already there (they share apr_table's checksum).
+         * apr_off_t is 64 bits here (as APR_INT64_T_FMT): no format string
+         * to parse. */
+        apr_table_addn(r->subprocess_env, CR_ENV_INPUT_TOKENS,
                        apr_off_t_toa(r->pool, (apr_off_t)in));
-        apr_table_setn(r->subprocess_env, CR_ENV_OUTPUT_TOKENS,
+        apr_table_addn(r->subprocess_env, CR_ENV_OUTPUT_TOKENS,
                        apr_off_t_toa(r->pool, (apr_off_t)out));
-        apr_table_setn(r->subprocess_env, CR_ENV_TOTAL_TOKENS,
+        apr_table_addn(r->subprocess_env, CR_ENV_TOTAL_TOKENS,
                        apr_off_t_toa(r->pool, (apr_off_t)(in + out)));
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0701)
                       "usage of the response: %" APR_INT64_T_FMT " input, %"
