@@ -200,6 +200,35 @@ static void cap_byte(cr_body_scan_t *s, unsigned char c)
     }
 }
 
+/* n bytes of plain text, as n calls of cap_byte store them. */
+static void cap_run(cr_body_scan_t *s, const unsigned char *p, apr_size_t n)
+{
+    if (s->capture == CAP_MODEL) {
+        apr_size_t room = CR_BODY_MAX_MODEL_LEN - s->model_len;
+        if (n > room) {
+            memcpy(s->model + s->model_len, p, room);
+            s->model_len += room;
+            s->model_state = 3;   /* too long: no need to keep decoding */
+            s->capture = CAP_NONE;
+            return;
+        }
+        memcpy(s->model + s->model_len, p, n);
+        s->model_len += n;
+    }
+    else {
+        apr_size_t room = sizeof(s->name) - s->cap_len;
+        if (n > room) {
+            memcpy(s->name + s->cap_len, p, room);
+            s->cap_len += room;
+            s->cap_over = 1;      /* not one of the names we look for */
+            s->capture = CAP_NONE;
+            return;
+        }
+        memcpy(s->name + s->cap_len, p, n);
+        s->cap_len += n;
+    }
+}
+
 static void cap_code_point(cr_body_scan_t *s, unsigned int cp)
 {
     if (cp < 0x80) {
@@ -505,14 +534,19 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
         unsigned char c = *p;
 
         switch (st) {
-        case S_STR:
-            if (s->capture == CAP_NONE) {
-                p = skip_plain(p, end);
-                if (p == end) {
-                    goto out;
-                }
-                c = *p;
+        case S_STR: {
+            /* Plain text up to the next byte that needs a look; a string
+             * being decoded (a watched member's name, the model) takes
+             * it in one copy. */
+            const unsigned char *q = skip_plain(p, end);
+            if (s->capture != CAP_NONE && q != p) {
+                cap_run(s, p, (apr_size_t)(q - p));
             }
+            p = q;
+            if (p == end) {
+                goto out;
+            }
+            c = *p;
             if (c == '"') {
                 p++;
                 if (s->kind == K_NAME) {
@@ -552,14 +586,12 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 p++;
                 st = S_STR_UTF8;
             }
-            else if (c < 0x20) {
+            else {
+                /* skip_plain stops at nothing else */
                 FAIL("a string contains a control character", p);
             }
-            else {
-                cap_byte(s, c);      /* capturing: plain text */
-                p++;
-            }
             break;
+        }
 
         case S_STR_UTF8:
             if (c < s->utf8_lo || c > s->utf8_hi) {
