@@ -526,6 +526,15 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
 #define VALUE_END(q) do { st = S_AFTER; \
                           if (s->depth <= 2) { watch_end(s, AT(q)); } \
                         } while (0)
+    /* The container closes at p (its '}' or ']'). */
+#define CLOSE() do { pop(s); p++; VALUE_END(p); } while (0)
+    /* A member name opens at p (its '"'). */
+#define NAME_OPEN() do { if (s->depth <= 2) { name_start(s); } \
+                         else { s->kind = K_NAME; s->capture = CAP_NONE; } \
+                         st = S_STR; p++; } while (0)
+    /* White space is skipped; anything else at p is refused. */
+#define WS_OR_FAIL(what) do { if (IS_WS(c)) { p++; } \
+                              else { FAIL(what, p); } } while (0)
 
     if (st == S_ERROR) {
         return 1;
@@ -705,16 +714,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                     st = S_VALUE;
                 }
                 else if (p < end && *p == '"') {
-                    /* the usual ,"name" */
-                    if (s->depth <= 2) {
-                        name_start(s);
-                    }
-                    else {
-                        s->kind = K_NAME;
-                        s->capture = CAP_NONE;
-                    }
-                    st = S_STR;
-                    p++;
+                    NAME_OPEN();             /* the usual ,"name" */
                 }
                 else {
                     st = S_NAME;
@@ -725,25 +725,18 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                     FAIL(s->depth ? "unexpected character"
                                   : "data after the JSON value", p);
                 }
-                pop(s);
-                p++;
-                VALUE_END(p);
+                CLOSE();
             }
             else if (c == ']') {
                 if (s->depth == 0 || s->cur_object) {
                     FAIL(s->depth ? "unexpected character"
                                   : "data after the JSON value", p);
                 }
-                pop(s);
-                p++;
-                VALUE_END(p);
-            }
-            else if (IS_WS(c)) {
-                p++;
+                CLOSE();
             }
             else {
-                FAIL(s->depth ? "unexpected character"
-                              : "data after the JSON value", p);
+                WS_OR_FAIL(s->depth ? "unexpected character"
+                                    : "data after the JSON value");
             }
             break;
 
@@ -752,47 +745,29 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 st = S_VALUE;
                 p++;
             }
-            else if (IS_WS(c)) {
-                p++;
-            }
             else {
-                FAIL("unexpected character", p);
+                WS_OR_FAIL("unexpected character");
             }
             break;
 
         case S_NAME_OR_CLOSE:
             if (c == '}') {
-                pop(s);
-                p++;
-                VALUE_END(p);
+                CLOSE();
                 break;
             }
             /* fall through */
         case S_NAME:
             if (c == '"') {
-                if (s->depth <= 2) {
-                    name_start(s);
-                }
-                else {
-                    s->kind = K_NAME;
-                    s->capture = CAP_NONE;
-                }
-                st = S_STR;
-                p++;
-            }
-            else if (IS_WS(c)) {
-                p++;
+                NAME_OPEN();
             }
             else {
-                FAIL("unexpected character", p);
+                WS_OR_FAIL("unexpected character");
             }
             break;
 
         case S_VALUE_OR_CLOSE:
             if (c == ']') {
-                pop(s);
-                p++;
-                VALUE_END(p);
+                CLOSE();
                 break;
             }
             /* fall through */
@@ -1008,6 +983,9 @@ out:
 #undef AT
 #undef FAIL
 #undef VALUE_END
+#undef CLOSE
+#undef NAME_OPEN
+#undef WS_OR_FAIL
 }
 
 cr_body_status_e cr_body_scan_finish(apr_pool_t *p, cr_body_scan_t *s,
