@@ -547,11 +547,11 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
             /* Plain text up to the next byte that needs a look; a string
              * being decoded (a watched member's name, the model) takes
              * it in one copy. */
-            const unsigned char *q = skip_plain(p, end);
-            if (s->capture != CAP_NONE && q != p) {
-                cap_run(s, p, (apr_size_t)(q - p));
+            const unsigned char *stop = skip_plain(p, end);
+            if (s->capture != CAP_NONE && stop != p) {
+                cap_run(s, p, (apr_size_t)(stop - p));
             }
-            p = q;
+            p = stop;
             if (p == end) {
                 goto out;
             }
