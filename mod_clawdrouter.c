@@ -36,6 +36,7 @@
 #include "mod_clawdrouter.h"
 #include "mod_clawdrouter_body.h"
 #include "mod_clawdrouter_metrics.h"
+#include "mod_clawdrouter_models.h"
 #include "mod_clawdrouter_request.h"
 #include "mod_clawdrouter_tokens.h"
 #include "mod_clawdrouter_usage.h"
@@ -273,6 +274,8 @@ static int clawdrouter_fixups(request_rec *r)
     apr_bucket_brigade *body = NULL;
     const cr_route_t *route;
     cr_request_ctx *ctx;
+    cr_models_path_e models;
+    const char *model_id;
     int rc;
 
     ctx = cr_ctx_get(r);
@@ -285,9 +288,17 @@ static int clawdrouter_fixups(request_rec *r)
     apr_table_setn(r->subprocess_env, CR_ENV_REQUEST_ID, ctx->request_id);
 
     if ((rc = check_transfer_encoding(r, ctx)) != OK
-        || (rc = check_websocket(r, ctx)) != OK
-        || (rc = check_key(r, ctx, sconf)) != OK) {
+        || (rc = check_websocket(r, ctx)) != OK) {
         return rc;
+    }
+    /* GET /models and /models/{id}: a valid key, then the gateway's own
+     * answer (mod_clawdrouter_models.c), never counted. */
+    models = cr_models_request(r, dconf, ctx, &model_id);
+    if ((rc = check_key(r, ctx, sconf)) != OK) {
+        return rc;
+    }
+    if (models != CR_MODELS_PATH_NONE) {
+        return cr_models_answer(r, ctx, sconf, models, model_id);
     }
     /* count_tokens is checked like /messages but never counted. */
     ctx->not_counted = is_count_tokens(r->uri);
@@ -827,6 +838,7 @@ static void clawdrouter_child_init(apr_pool_t *p, server_rec *s)
 {
     cr_ratestore_child_init(p, s);
     key_store_child_init(p, s);
+    cr_models_child_init(p, s);
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -857,6 +869,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(clawdrouter_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Resolve routes, create the rate store. */
     ap_hook_post_config(clawdrouter_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Every ClawdRouterModel names an upstream. */
+    ap_hook_post_config(cr_models_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* The console's CSRF secret, made once in the parent. */
     ap_hook_post_config(cr_console_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* The metrics' shared table, kept across graceful restarts. */
