@@ -47,6 +47,7 @@
 #include "cr_key.h"
 #include "cr_keycache.h"
 #include "cr_keystore.h"
+#include "mod_clawdrouter_keystore.h"
 #include "cr_rate.h"
 #include "cr_ratestore.h"
 #include "cr_reqid.h"
@@ -180,6 +181,11 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
                           apr_psprintf(r->pool, "Invalid API key: %s.",
                                        cr_cred_mask(r->pool, key)));
     case CR_KEYSTORE_UNAVAILABLE:
+        if (cr_keystore_dbd_log_unavailable(r, sconf->keystore, errbuf)) {
+            /* the dbd store's line, at most one per interval */
+            return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE,
+                                         NULL);
+        }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0102)
                       "key store %s cannot be read: %s",
                       sconf->keystore->name, errbuf);
@@ -817,7 +823,13 @@ static void key_store_child_init(apr_pool_t *p, server_rec *main_server)
             continue;
         }
         ks = apr_hash_get(by_store, sconf->key_store, APR_HASH_KEY_STRING);
-        if (!ks) {
+        if (!ks && strcmp(sconf->key_store, CR_KEYSTORE_DBD_SPEC) == 0) {
+            /* mod_dbd's connections; no record cache */
+            ks = cr_keystore_dbd_create(p);
+            apr_hash_set(by_store, sconf->key_store, APR_HASH_KEY_STRING,
+                         ks);
+        }
+        else if (!ks) {
             rv = cr_keystore_dbm_create(p, sconf->key_store, entries,
                                         CR_KEYCACHE_SETTLE, &ks);
             if (rv != APR_SUCCESS) {
@@ -869,6 +881,9 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(clawdrouter_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Resolve routes, create the rate store. */
     ap_hook_post_config(clawdrouter_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* ClawdRouterKeyStore dbd needs mod_dbd and a DBDriver. */
+    ap_hook_post_config(cr_keystore_dbd_post_config, NULL, NULL,
+                        APR_HOOK_MIDDLE);
     /* Every ClawdRouterModel names an upstream. */
     ap_hook_post_config(cr_models_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* The console's CSRF secret, made once in the parent. */
