@@ -11,7 +11,7 @@
  *
  *   GET  [?lang=zh|en] [?done=revoked]    the key list
  *   GET  ?asset=app.css|app.js            the page's stylesheet and script
- *   POST action=create name models rpm expires csrf
+ *   POST action=create name models rpm expires tpm quota quota_period csrf
  *                                          the created-key view (shown once)
  *   POST action=revoke id [confirm=1] csrf
  *                                          a confirmation page, or revoke
@@ -34,6 +34,7 @@
 #include "cr_console_page.h"
 #include "cr_keystore.h"
 #include "cr_time.h"
+#include "cr_tokenstore.h"
 
 #ifdef APLOG_USE_MODULE
 APLOG_USE_MODULE(clawdrouter);
@@ -123,6 +124,28 @@ static apr_status_t load_records(request_rec *r, cr_keystore_t *ks,
     return rv;
 }
 
+/* The tokens each key used in its current period, from the token store
+ * (the same counts the gateway's quotas are checked against). */
+static const apr_int64_t *used_tokens(request_rec *r,
+                                      const cr_console_ctx_t *ctx,
+                                      const apr_array_header_t *records)
+{
+    apr_int64_t *used;
+    int i;
+
+    if (records->nelts == 0) {
+        return NULL;
+    }
+    used = apr_palloc(r->pool, sizeof(*used) * (apr_size_t)records->nelts);
+    for (i = 0; i < records->nelts; i++) {
+        const cr_key_record_t *rec = APR_ARRAY_IDX(records, i,
+                                                   const cr_key_record_t *);
+        used[i] = cr_tokenstore_used(rec->id, cr_console_key_period(rec),
+                                     ctx->now);
+    }
+    return used;
+}
+
 static int send_list(request_rec *r, const cr_console_ctx_t *ctx,
                      cr_keystore_t *ks, int status, int notice, int error,
                      const cr_console_form_t *form)
@@ -133,8 +156,10 @@ static int send_list(request_rec *r, const cr_console_ctx_t *ctx,
         return send_message(r, ctx, HTTP_INTERNAL_SERVER_ERROR,
                             CR_MSG_ERROR_TITLE, CR_MSG_ERR_STORE);
     }
-    return send_html(r, status, cr_console_render_list(r->pool, ctx, records,
-                                                       notice, error, form));
+    return send_html(r, status,
+                     cr_console_render_list(r->pool, ctx, records,
+                                            used_tokens(r, ctx, records),
+                                            notice, error, form));
 }
 
 /* Is this post from a page of this console's origin?  Browsers say where a
@@ -252,6 +277,11 @@ static int handle_create(request_rec *r, const cr_console_ctx_t *ctx,
     values.models = trimmed(r->pool, apr_table_get(form, "models"));
     values.rpm = trimmed(r->pool, apr_table_get(form, "rpm"));
     values.expires = trimmed(r->pool, apr_table_get(form, "expires"));
+    values.tpm = trimmed(r->pool, apr_table_get(form, "tpm"));
+    values.quota = trimmed(r->pool, apr_table_get(form, "quota"));
+    values.quota_period = trimmed(r->pool,
+                                  apr_table_get(form, "quota_period"));
+    values.invalid = NULL;
 
     memset(&tmpl, 0, sizeof(tmpl));
     tmpl.name = values.name;
@@ -266,18 +296,36 @@ static int handle_create(request_rec *r, const cr_console_ctx_t *ctx,
                          CR_MSG_ERR_MODELS, &values);
     }
     tmpl.rpm = CR_KEY_RPM_UNSET;
-    tmpl.tpm = CR_KEY_LIMIT_UNSET;
-    tmpl.quota = CR_KEY_LIMIT_UNSET;
-    tmpl.quota_period = CR_QUOTA_UNSET;
     if (*values.rpm) {
         const char *c;
         for (c = values.rpm; apr_isdigit(*c); c++) {
         }
         if (*c || strlen(values.rpm) > 9) {
+            values.invalid = "rpm";
             return send_list(r, ctx, ks, HTTP_BAD_REQUEST,
                              CR_CONSOLE_NO_MSG, CR_MSG_ERR_RPM, &values);
         }
         tmpl.rpm = apr_atoi64(values.rpm);
+    }
+    if (!cr_console_parse_limit(values.tpm, &tmpl.tpm)) {
+        values.invalid = "tpm";
+        return send_list(r, ctx, ks, HTTP_BAD_REQUEST, CR_CONSOLE_NO_MSG,
+                         CR_MSG_ERR_TPM, &values);
+    }
+    if (!cr_console_parse_limit(values.quota, &tmpl.quota)) {
+        values.invalid = "quota";
+        return send_list(r, ctx, ks, HTTP_BAD_REQUEST, CR_CONSOLE_NO_MSG,
+                         CR_MSG_ERR_QUOTA, &values);
+    }
+    if (!cr_console_parse_period(values.quota_period, &tmpl.quota_period)) {
+        values.invalid = "quota_period";
+        return send_list(r, ctx, ks, HTTP_BAD_REQUEST, CR_CONSOLE_NO_MSG,
+                         CR_MSG_ERR_QUOTA_PERIOD, &values);
+    }
+    /* The form always sends a period: it means something with a quota
+     * only, and a key without one keeps the server's default. */
+    if (tmpl.quota == CR_KEY_LIMIT_UNSET) {
+        tmpl.quota_period = CR_QUOTA_UNSET;
     }
     tmpl.expires_at = 0;
     if (*values.expires
@@ -573,6 +621,7 @@ int cr_console_handler(request_rec *r)
                                      sizeof(console_secret), r->user);
     conf = ap_get_module_config(r->server->module_config,
                                 &clawdrouter_module);
+    ctx.default_tpm = conf ? conf->default_tpm : 0;
     if (ctx.csrf == NULL || conf == NULL || conf->key_store == NULL
         || conf->keystore == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CRLOGNO(0300)

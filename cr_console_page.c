@@ -125,6 +125,34 @@ static const char *const catalogue[CR_MSG__COUNT][2] = {
      "request is not one of them.",
      "该控制台只响应本服务器的名称（ServerName、ServerAlias）及其监听地址；"
      "此请求的 Host 不在其中。"},
+    /* TPM */ {"Tokens per minute", "每分钟令牌数"},
+    /* TPM_HINT */
+    {"Input + output tokens. Empty: the server's default. 0: no limit.",
+     "输入 + 输出令牌。留空：使用服务器默认值。0：不限。"},
+    /* QUOTA */ {"Token quota", "令牌配额"},
+    /* QUOTA_HINT */
+    {"Tokens per period. Empty or 0: no quota.",
+     "每个周期的令牌数。留空或 0：不限配额。"},
+    /* QUOTA_PERIOD */ {"Quota period", "配额周期"},
+    /* PER_DAY */ {"per day (UTC)", "每天（UTC）"},
+    /* PER_MONTH */ {"per month (UTC)", "每月（UTC）"},
+    /* IN_TOTAL */ {"in total", "总计"},
+    /* USED */ {"Tokens used", "已用令牌"},
+    /* USED_TODAY */ {"today", "今天"},
+    /* USED_MONTH */ {"this month", "本月"},
+    /* USED_TOTAL */ {"in total", "总计"},
+    /* TPM_DEFAULT */ {"Default", "默认"},
+    /* ERR_TPM */
+    {"Tokens per minute must be a whole number from 0 to 1000000000000, "
+     "or empty.",
+     "每分钟令牌数必须是 0 到 1000000000000 之间的整数，或留空。"},
+    /* ERR_QUOTA */
+    {"The token quota must be a whole number from 0 to 1000000000000, "
+     "or empty.",
+     "令牌配额必须是 0 到 1000000000000 之间的整数，或留空。"},
+    /* ERR_QUOTA_PERIOD */
+    {"The quota period must be day, month or total.",
+     "配额周期必须是 day（每天）、month（每月）或 total（总计）。"},
 };
 
 const char *cr_console_msg(cr_console_lang_e lang, cr_console_msg_e id)
@@ -367,6 +395,61 @@ int cr_console_same_origin(const char *url, const char *host)
     return url_len == host_len && strncasecmp(authority, host, url_len) == 0;
 }
 
+int cr_console_parse_limit(const char *s, apr_int64_t *value)
+{
+    apr_int64_t n = 0;
+    const char *c, *end;
+
+    if (s == NULL) {
+        *value = CR_KEY_LIMIT_UNSET;
+        return 1;
+    }
+    while (apr_isspace(*s)) {
+        s++;
+    }
+    end = s + strlen(s);
+    while (end > s && apr_isspace(end[-1])) {
+        end--;
+    }
+    if (end == s) {
+        *value = CR_KEY_LIMIT_UNSET;
+        return 1;
+    }
+    for (c = s; c < end; c++) {
+        if (!apr_isdigit(*c)) {
+            return 0;
+        }
+        n = n * 10 + (*c - '0');
+        if (n > CR_CONSOLE_MAX_TOKENS) {
+            return 0;
+        }
+    }
+    *value = n;
+    return 1;
+}
+
+int cr_console_parse_period(const char *s, cr_quota_period_e *period)
+{
+    int parsed;
+
+    if (s == NULL || *s == '\0') {
+        *period = CR_QUOTA_UNSET;
+        return 1;
+    }
+    parsed = cr_key_parse_quota_period(s);
+    if (parsed < 0) {
+        return 0;
+    }
+    *period = (cr_quota_period_e)parsed;
+    return 1;
+}
+
+cr_quota_period_e cr_console_key_period(const cr_key_record_t *rec)
+{
+    return rec->quota_period == CR_QUOTA_UNSET ? CR_QUOTA_MONTH
+                                               : rec->quota_period;
+}
+
 /* ---------------------------------------------------------------------
  * Static assets.
  */
@@ -385,7 +468,7 @@ static const char app_css[] =
 "\"Noto Sans CJK SC\",\"WenQuanYi Micro Hei\",sans-serif}\n"
 "a{color:var(--primary)}\n"
 "code,.mono{font-family:var(--mono);font-size:.9em}\n"
-".wrap{max-width:1180px;margin:0 auto;padding:0 20px}\n"
+".wrap{max-width:1280px;margin:0 auto;padding:0 20px}\n"
 ".topbar{background:#111827;color:#e5e7eb}\n"
 ".topbar .wrap{display:flex;align-items:center;justify-content:"
 "space-between;gap:16px;min-height:56px;flex-wrap:wrap}\n"
@@ -450,14 +533,14 @@ static const char app_css[] =
 "table{width:100%;border-collapse:collapse;font-size:14px}\n"
 "th{text-align:left;font-size:12px;text-transform:uppercase;"
 "letter-spacing:.04em;color:var(--muted);font-weight:600;"
-"padding:10px 12px;border-bottom:1px solid var(--line);"
+"padding:10px 8px;border-bottom:1px solid var(--line);"
 "vertical-align:bottom}\n"
-"td{padding:12px;border-bottom:1px solid var(--line);vertical-align:"
+"td{padding:12px 8px;border-bottom:1px solid var(--line);vertical-align:"
 "middle}\n"
 "tbody tr:last-child td{border-bottom:0}\n"
 "tr.inactive td{color:var(--muted)}\n"
 ".name{font-weight:600;word-break:break-word}\n"
-"table.keys td:first-child{min-width:170px}\n"
+"table.keys td:first-child{min-width:150px}\n"
 "table.keys code{white-space:nowrap}\n"
 ".hint{display:block;color:var(--muted);font-family:var(--mono);"
 "font-size:12px;white-space:nowrap}\n"
@@ -494,7 +577,17 @@ static const char app_css[] =
 ".row{display:flex;gap:10px;flex-wrap:wrap;margin-top:20px}\n"
 ".sr{position:absolute;width:1px;height:1px;overflow:hidden;"
 "clip:rect(0 0 0 0);white-space:nowrap}\n"
+"data{font-variant-numeric:tabular-nums}\n"
+"td .period,td .default{color:var(--muted);font-size:12.5px}\n"
+"td.used .period{display:block}\n"
+".share{display:inline-block;margin-left:6px;font-size:12px;"
+"border-radius:999px;padding:0 7px;background:#f2f4f7;color:#475467}\n"
+".share.full{background:var(--err-bg);color:var(--danger)}\n"
+".field-error{color:var(--danger)!important;font-weight:600!important}\n"
+"input[aria-invalid=true],select[aria-invalid=true]{border-color:"
+"var(--danger);background:var(--err-bg)}\n"
 "@media (max-width:760px){\n"
+"td.used .period{display:inline}\n"
 "main.wrap{padding:16px 12px 32px}.card{padding:16px}\n"
 "table,tbody,tr,td{display:block;width:100%}\n"
 "thead{display:none}\n"
@@ -505,6 +598,8 @@ static const char app_css[] =
 "table.keys time span{display:inline}\n"
 "td::before{content:attr(data-label);color:var(--muted);font-size:12px;"
 "font-weight:600;text-align:left;flex:none;white-space:nowrap}\n"
+"td.tpm::before,td.quota::before,td.used::before{margin-right:auto}\n"
+"td.tpm,td.quota,td.used{gap:6px;align-items:baseline}\n"
 "td.actions::before{content:none}\n"
 "td.actions:empty{display:none}\n"
 ".keybox{flex-direction:column}\n"
@@ -734,6 +829,99 @@ static void put_rpm(page_t *pg, const cr_key_record_t *rec)
     }
 }
 
+/* n >= 0 in digits grouped by three: "1,250,000". */
+static const char *grouped(apr_pool_t *p, apr_int64_t n)
+{
+    char digits[32], out[48];
+    int len, i, o = 0;
+
+    len = (int)apr_snprintf(digits, sizeof(digits), "%" APR_INT64_T_FMT,
+                            n < 0 ? 0 : n);
+    for (i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0) {
+            out[o++] = ',';
+        }
+        out[o++] = digits[i];
+    }
+    out[o] = '\0';
+    return apr_pstrdup(p, out);
+}
+
+/* A count as a number: made from the integer, never text from a record,
+ * in a <data> whose value (plain digits) a script or a test can read. */
+static void put_number(page_t *pg, const char *cls, apr_int64_t n)
+{
+    put(pg, apr_psprintf(pg->p, "<data class=\"%s\" value=\"%"
+                         APR_INT64_T_FMT "\">%s</data>", cls, n,
+                         grouped(pg->p, n)));
+}
+
+/* The key's tpm, "Default N" when it sets none and ClawdRouterDefaultTPM
+ * applies, else "No limit". */
+static void put_tpm(page_t *pg, const cr_key_record_t *rec)
+{
+    if (rec->tpm > 0) {
+        put_number(pg, "tpm", rec->tpm);
+    }
+    else if (rec->tpm == CR_KEY_LIMIT_UNSET && pg->ctx->default_tpm > 0) {
+        put(pg, "<span class=\"default\">");
+        put_msg(pg, CR_MSG_TPM_DEFAULT);
+        put(pg, " ");
+        put_number(pg, "tpm", pg->ctx->default_tpm);
+        put(pg, "</span>");
+    }
+    else {
+        put_msg(pg, CR_MSG_RPM_UNLIMITED);
+    }
+}
+
+static int period_msg(cr_quota_period_e period, int used)
+{
+    switch (period) {
+    case CR_QUOTA_DAY:
+        return used ? CR_MSG_USED_TODAY : CR_MSG_PER_DAY;
+    case CR_QUOTA_TOTAL:
+        return used ? CR_MSG_USED_TOTAL : CR_MSG_IN_TOTAL;
+    default:
+        return used ? CR_MSG_USED_MONTH : CR_MSG_PER_MONTH;
+    }
+}
+
+/* "N per month (UTC)", or "No limit". */
+static void put_quota(page_t *pg, const cr_key_record_t *rec)
+{
+    if (rec->quota > 0) {
+        put_number(pg, "quota", rec->quota);
+        put(pg, " <span class=\"period\">");
+        put_msg(pg, period_msg(cr_console_key_period(rec), 0));
+        put(pg, "</span>");
+    }
+    else {
+        put_msg(pg, CR_MSG_RPM_UNLIMITED);
+    }
+}
+
+/* "N this month", with the share of the quota when there is one. */
+static void put_used(page_t *pg, const cr_key_record_t *rec,
+                     const apr_int64_t *used)
+{
+    if (used == NULL || *used < 0) {
+        put(pg, "—");
+        return;
+    }
+    put_number(pg, "used", *used);
+    put(pg, " <span class=\"period\">");
+    put_msg(pg, period_msg(cr_console_key_period(rec), 1));
+    put(pg, "</span>");
+    if (rec->quota > 0) {
+        apr_int64_t pct = *used >= rec->quota ? 100
+                          : (*used * 100) / rec->quota;
+        put(pg, apr_psprintf(pg->p, " <span class=\"share%s\">%"
+                             APR_INT64_T_FMT "%%</span>",
+                             *used >= rec->quota ? " full" : "", pct));
+    }
+}
+
 static void put_expires(page_t *pg, const cr_key_record_t *rec)
 {
     if (rec->expires_at == 0) {
@@ -803,8 +991,44 @@ static void put_option(page_t *pg, const char *value, int label,
     put(pg, "</option>");
 }
 
+/* A whole-number field; the one an error is about says so next to it. */
+static void put_number_input(page_t *pg, const cr_console_form_t *form,
+                             const char *name, int label, int hint,
+                             const char *value, const char *max, int error)
+{
+    int invalid = form && form->invalid && strcmp(form->invalid, name) == 0;
+
+    put(pg, "<label>");
+    put_msg(pg, label);
+    put(pg, "<input name=\"");
+    put(pg, name);
+    put(pg, "\" type=\"number\" min=\"0\" max=\"");
+    put(pg, max);
+    put(pg, "\" step=\"1\" inputmode=\"numeric\" value=\"");
+    put_text(pg, form && value ? value : "");
+    if (invalid) {
+        put(pg, apr_pstrcat(pg->p, "\" aria-invalid=\"true\" "
+                            "aria-describedby=\"error-", name, NULL));
+    }
+    put(pg, "\"><small>");
+    put_msg(pg, hint);
+    put(pg, "</small>");
+    if (invalid) {
+        put(pg, apr_pstrcat(pg->p, "<small class=\"field-error\" "
+                            "id=\"error-", name, "\">", NULL));
+        put_msg(pg, error);
+        put(pg, "</small>");
+    }
+    put(pg, "</label>\n");
+}
+
 static void put_create_form(page_t *pg, const cr_console_form_t *form)
 {
+    const char *period = form && form->quota_period && *form->quota_period
+                         ? form->quota_period : "month";
+    int period_invalid = form && form->invalid
+                         && strcmp(form->invalid, "quota_period") == 0;
+
     put(pg, "<details class=\"create\" id=\"new\"");
     put(pg, form ? " open>" : ">");
     put(pg, "<summary class=\"btn primary\"><span aria-hidden=\"true\">+"
@@ -827,14 +1051,10 @@ static void put_create_form(page_t *pg, const cr_console_form_t *form)
     put_text(pg, form && form->models ? form->models : "*");
     put(pg, "\"><small>");
     put_msg(pg, CR_MSG_MODELS_HINT);
-    put(pg, "</small></label>\n<label>");
-    put_msg(pg, CR_MSG_RPM);
-    put(pg, "<input name=\"rpm\" type=\"number\" min=\"0\" step=\"1\" "
-        "inputmode=\"numeric\" value=\"");
-    put_text(pg, form ? form->rpm : "");
-    put(pg, "\"><small>");
-    put_msg(pg, CR_MSG_RPM_HINT);
-    put(pg, "</small></label>\n<label>");
+    put(pg, "</small></label>\n");
+    put_number_input(pg, form, "rpm", CR_MSG_RPM, CR_MSG_RPM_HINT,
+                     form ? form->rpm : NULL, "999999999", CR_MSG_ERR_RPM);
+    put(pg, "<label>");
     put_msg(pg, CR_MSG_EXPIRES);
     put(pg, "<select name=\"expires\">");
     put_option(pg, "", CR_MSG_NEVER, form ? form->expires : "");
@@ -843,13 +1063,36 @@ static void put_create_form(page_t *pg, const cr_console_form_t *form)
     put_option(pg, "+30d", CR_MSG_DAYS_30, form ? form->expires : NULL);
     put_option(pg, "+90d", CR_MSG_DAYS_90, form ? form->expires : NULL);
     put_option(pg, "+365d", CR_MSG_DAYS_365, form ? form->expires : NULL);
-    put(pg, "</select></label>\n</div>\n<div class=\"form-actions\">"
+    put(pg, "</select></label>\n");
+    put_number_input(pg, form, "tpm", CR_MSG_TPM, CR_MSG_TPM_HINT,
+                     form ? form->tpm : NULL, "1000000000000",
+                     CR_MSG_ERR_TPM);
+    put_number_input(pg, form, "quota", CR_MSG_QUOTA, CR_MSG_QUOTA_HINT,
+                     form ? form->quota : NULL, "1000000000000",
+                     CR_MSG_ERR_QUOTA);
+    put(pg, "<label>");
+    put_msg(pg, CR_MSG_QUOTA_PERIOD);
+    put(pg, period_invalid ? "<select name=\"quota_period\" "
+                             "aria-invalid=\"true\" "
+                             "aria-describedby=\"error-quota_period\">"
+                           : "<select name=\"quota_period\">");
+    put_option(pg, "month", CR_MSG_PER_MONTH, period);
+    put_option(pg, "day", CR_MSG_PER_DAY, period);
+    put_option(pg, "total", CR_MSG_IN_TOTAL, period);
+    put(pg, "</select>");
+    if (period_invalid) {
+        put(pg, "<small class=\"field-error\" id=\"error-quota_period\">");
+        put_msg(pg, CR_MSG_ERR_QUOTA_PERIOD);
+        put(pg, "</small>");
+    }
+    put(pg, "</label>\n</div>\n<div class=\"form-actions\">"
         "<button type=\"submit\" class=\"btn primary\">");
     put_msg(pg, CR_MSG_CREATE);
     put(pg, "</button></div>\n</form></details>\n");
 }
 
-static void put_key_row(page_t *pg, const cr_key_record_t *rec)
+static void put_key_row(page_t *pg, const cr_key_record_t *rec,
+                        const apr_int64_t *used)
 {
     cr_key_usability_e usable = cr_key_usability(rec, pg->ctx->now);
 
@@ -875,6 +1118,15 @@ static void put_key_row(page_t *pg, const cr_key_record_t *rec)
     put(pg, "</td>");
     put_cell(pg, CR_MSG_RPM, NULL);
     put_rpm(pg, rec);
+    put(pg, "</td>");
+    put_cell(pg, CR_MSG_TPM, "tpm");
+    put_tpm(pg, rec);
+    put(pg, "</td>");
+    put_cell(pg, CR_MSG_QUOTA, "quota");
+    put_quota(pg, rec);
+    put(pg, "</td>");
+    put_cell(pg, CR_MSG_USED, "used");
+    put_used(pg, rec, used);
     put(pg, "</td>");
     put_cell(pg, CR_MSG_CREATED, NULL);
     put_time(pg, rec->created_at);
@@ -919,6 +1171,7 @@ static void put_flash(page_t *pg, int id, int ok)
 const char *cr_console_render_list(apr_pool_t *p,
                                    const cr_console_ctx_t *ctx,
                                    const apr_array_header_t *records,
+                                   const apr_int64_t *used,
                                    int notice, int error,
                                    const cr_console_form_t *form)
 {
@@ -936,7 +1189,8 @@ const char *cr_console_render_list(apr_pool_t *p,
     put(pg, "<div class=\"table-wrap\"><table class=\"keys\">\n<thead><tr>");
     {
         static const int heads[] = {CR_MSG_NAME, CR_MSG_ID, CR_MSG_MODELS,
-                                    CR_MSG_RPM, CR_MSG_CREATED,
+                                    CR_MSG_RPM, CR_MSG_TPM, CR_MSG_QUOTA,
+                                    CR_MSG_USED, CR_MSG_CREATED,
                                     CR_MSG_EXPIRES, CR_MSG_STATUS};
         apr_size_t h;
         for (h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
@@ -950,7 +1204,7 @@ const char *cr_console_render_list(apr_pool_t *p,
     }
     put(pg, "</tr></thead>\n<tbody>\n");
     if (records == NULL || records->nelts == 0) {
-        put(pg, "<tr><td colspan=\"8\" class=\"empty\">");
+        put(pg, "<tr><td colspan=\"11\" class=\"empty\">");
         put_msg(pg, CR_MSG_NO_KEYS);
         put(pg, "</td></tr>\n");
     }
@@ -958,7 +1212,8 @@ const char *cr_console_render_list(apr_pool_t *p,
         /* Newest first: the key just made is at the top. */
         for (i = records->nelts - 1; i >= 0; i--) {
             put_key_row(pg, APR_ARRAY_IDX(records, i,
-                                          const cr_key_record_t *));
+                                          const cr_key_record_t *),
+                        used ? &used[i] : NULL);
         }
     }
     put(pg, "</tbody></table></div>\n</section>\n");
@@ -1013,6 +1268,14 @@ const char *cr_console_render_created(apr_pool_t *p,
     put_fact(pg, CR_MSG_RPM);
     put_rpm(pg, rec);
     put(pg, "</dd>");
+    put_fact(pg, CR_MSG_TPM);
+    put(pg, "<span id=\"new-key-tpm\">");
+    put_tpm(pg, rec);
+    put(pg, "</span></dd>");
+    put_fact(pg, CR_MSG_QUOTA);
+    put(pg, "<span id=\"new-key-quota\">");
+    put_quota(pg, rec);
+    put(pg, "</span></dd>");
     put_fact(pg, CR_MSG_EXPIRES);
     put_expires(pg, rec);
     put(pg, "</dd></dl>\n<a class=\"btn\" id=\"back\" href=\"");

@@ -85,6 +85,22 @@ typedef enum {
     CR_MSG_KEY_LABEL,
     CR_MSG_ERR_HOST_TITLE,
     CR_MSG_ERR_HOST,
+    CR_MSG_TPM,
+    CR_MSG_TPM_HINT,
+    CR_MSG_QUOTA,
+    CR_MSG_QUOTA_HINT,
+    CR_MSG_QUOTA_PERIOD,
+    CR_MSG_PER_DAY,
+    CR_MSG_PER_MONTH,
+    CR_MSG_IN_TOTAL,
+    CR_MSG_USED,
+    CR_MSG_USED_TODAY,
+    CR_MSG_USED_MONTH,
+    CR_MSG_USED_TOTAL,
+    CR_MSG_TPM_DEFAULT,
+    CR_MSG_ERR_TPM,
+    CR_MSG_ERR_QUOTA,
+    CR_MSG_ERR_QUOTA_PERIOD,
     CR_MSG__COUNT
 } cr_console_msg_e;
 
@@ -137,6 +153,7 @@ typedef struct {
     const char *user;       /* the signed-in user, or NULL */
     const char *csrf;       /* the token for forms */
     apr_time_t now;
+    apr_int64_t default_tpm; /* ClawdRouterDefaultTPM of the server, 0 = none */
 } cr_console_ctx_t;
 
 /* The create form's values, kept when a post is refused. */
@@ -145,14 +162,38 @@ typedef struct {
     const char *models;
     const char *rpm;
     const char *expires;
+    const char *tpm;
+    const char *quota;
+    const char *quota_period;
+    const char *invalid;    /* the field an error is about, or NULL */
 } cr_console_form_t;
+
+/* The largest tpm or quota the console (like clawdrouter-keys) accepts. */
+#define CR_CONSOLE_MAX_TOKENS APR_INT64_C(1000000000000)
+
+/* A tpm or quota field: "" (or only spaces) is not set
+ * (CR_KEY_LIMIT_UNSET), else a whole number from 0 to
+ * CR_CONSOLE_MAX_TOKENS in decimal digits only (no sign, point, exponent
+ * or spaces inside).  0 if the text is none of these. */
+int cr_console_parse_limit(const char *s, apr_int64_t *value);
+
+/* A quota period field: "" is not set (CR_QUOTA_UNSET), else "day",
+ * "month" or "total".  0 if the text is none of these. */
+int cr_console_parse_period(const char *s, cr_quota_period_e *period);
+
+/* The period a key's quota and used tokens are counted in: the record's,
+ * a calendar month when it sets none (as the gateway counts). */
+cr_quota_period_e cr_console_key_period(const cr_key_record_t *rec);
 
 /* The key list, with the create form (open when form is not NULL).
  * records is an array of cr_key_record_t *, oldest first (shown newest
- * first).  notice and error are message ids or CR_CONSOLE_NO_MSG. */
+ * first).  used, when not NULL, holds the tokens each record's key used in
+ * its current period (cr_console_key_period), in the same order; NULL
+ * shows "—".  notice and error are message ids or CR_CONSOLE_NO_MSG. */
 const char *cr_console_render_list(apr_pool_t *p,
                                    const cr_console_ctx_t *ctx,
                                    const apr_array_header_t *records,
+                                   const apr_int64_t *used,
                                    int notice, int error,
                                    const cr_console_form_t *form);
 

@@ -20,8 +20,10 @@
 #include "apr_lib.h"
 
 #include "mod_clawdrouter.h"
+#include "mod_clawdrouter_keystore.h"
 #include "cr_keycache.h"
 #include "cr_metrics.h"
+#include "cr_models.h"
 #include "cr_ratestore.h"
 #include "cr_route.h"
 #include "cr_store.h"
@@ -53,6 +55,8 @@ void *cr_config_create_server(apr_pool_t *p, server_rec *s)
     conf->max_body = CR_DEFAULT_MAX_BODY;
     conf->rate_failure = CR_RATE_FAIL_OPEN;
     conf->key_cache_entries = -1;
+    conf->models_ttl = CR_DEFAULT_MODELS_TTL;
+    conf->models = apr_array_make(p, 4, sizeof(cr_model_decl_t));
     return conf;
 }
 
@@ -76,6 +80,10 @@ void *cr_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     conf->default_tpm = add->default_tpm_set ? add->default_tpm
                                              : base->default_tpm;
     conf->default_tpm_set = add->default_tpm_set || base->default_tpm_set;
+    conf->models_ttl = add->models_ttl_set ? add->models_ttl
+                                           : base->models_ttl;
+    conf->models_ttl_set = add->models_ttl_set || base->models_ttl_set;
+    conf->models = apr_array_append(p, add->models, base->models);
     conf->state_file = base->state_file;
     /* The rate store is server-wide: always the main server's. */
     conf->rate_store = base->rate_store;
@@ -153,9 +161,14 @@ static const char *cmd_key_store(cmd_parms *cmd, void *dummy,
     const char *type, *path;
 
     (void)dummy;
+    if (strcasecmp(arg, CR_KEYSTORE_DBD_SPEC) == 0) {
+        /* SQL through mod_dbd (mod_clawdrouter_keystore.c) */
+        conf->key_store = CR_KEYSTORE_DBD_SPEC;
+        return cr_keystore_dbd_configure(cmd);
+    }
     if (cr_store_parse_spec(cmd->pool, arg, &type, &path) != APR_SUCCESS) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not TYPE:PATH "
-                            "(e.g. sdbm:/var/lib/clawdrouter/keys)",
+                            "(e.g. sdbm:/var/lib/clawdrouter/keys) or dbd",
                             cmd->cmd->name, arg);
     }
     conf->key_store = apr_pstrcat(cmd->pool, type, ":",
@@ -386,6 +399,47 @@ static const char *cmd_default_tpm(cmd_parms *cmd, void *dummy,
     return NULL;
 }
 
+static const char *cmd_models_ttl(cmd_parms *cmd, void *dummy,
+                                  const char *arg)
+{
+    cr_server_conf *conf = cr_config_server(cmd->server);
+    apr_int64_t ttl;
+
+    (void)dummy;
+    if (!cr_directive_number(arg, 0, 31536000, &ttl)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds "
+                            "from 0 (declared models only) to 31536000",
+                            cmd->cmd->name, arg);
+    }
+    conf->models_ttl = ttl;
+    conf->models_ttl_set = 1;
+    return NULL;
+}
+
+static const char *cmd_model(cmd_parms *cmd, void *dummy, const char *name,
+                             const char *upstream)
+{
+    cr_server_conf *conf = cr_config_server(cmd->server);
+    cr_model_decl_t *decl;
+    const char *c;
+
+    (void)dummy;
+    if (!*name || strlen(name) > CR_MODELS_MAX_ID) {
+        return apr_psprintf(cmd->pool, "%s: a model name of 1 to %d "
+                            "characters", cmd->cmd->name, CR_MODELS_MAX_ID);
+    }
+    for (c = name; *c; c++) {
+        if (apr_iscntrl(*c)) {
+            return apr_psprintf(cmd->pool, "%s: control character in the "
+                                "model name", cmd->cmd->name);
+        }
+    }
+    decl = apr_array_push(conf->models);
+    decl->name = name;
+    decl->upstream_name = upstream;  /* checked in post_config */
+    return NULL;
+}
+
 static const char *cmd_state_file(cmd_parms *cmd, void *dummy,
                                   const char *arg)
 {
@@ -467,6 +521,10 @@ const command_rec cr_config_cmds[] = {
     AP_INIT_FLAG(CR_DIR_STREAM_USAGE, cmd_stream_usage, NULL,
                  RSRC_CONF | ACCESS_CONF,
                  "On (default) to ask the upstream for the usage of streamed OpenAI chats that do not"),
+    AP_INIT_TAKE1(CR_DIR_MODELS_TTL, cmd_models_ttl, NULL, RSRC_CONF,
+                  "seconds an upstream's own /models list is kept (default 300, 0 = declared models only)"),
+    AP_INIT_TAKE2(CR_DIR_MODEL, cmd_model, NULL, RSRC_CONF,
+                  "a model NAME that GET /models lists for UPSTREAM-NAME"),
     CR_RATESTORE_COMMANDS
     {NULL}
 };

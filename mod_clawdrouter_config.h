@@ -29,8 +29,12 @@
 #define CR_DIR_DEFAULT_TPM    "ClawdRouterDefaultTPM"
 #define CR_DIR_STATE_FILE     "ClawdRouterStateFile"
 #define CR_DIR_STREAM_USAGE   "ClawdRouterStreamUsage"
+#define CR_DIR_MODELS_TTL     "ClawdRouterModelsCacheTTL"
+#define CR_DIR_MODEL          "ClawdRouterModel"
 
 #define CR_DEFAULT_MAX_BODY ((apr_off_t)32 * 1024 * 1024)
+/* How long an upstream's /models list is kept (SPEC section 10). */
+#define CR_DEFAULT_MODELS_TTL 300
 
 typedef enum {
     CR_RATE_FAIL_OPEN = 0,
@@ -50,6 +54,10 @@ typedef struct {
     int max_body_set;
     apr_int64_t default_tpm;          /* 0 = none */
     int default_tpm_set;
+    /* GET /models (mod_clawdrouter_models.c). */
+    apr_int64_t models_ttl;           /* seconds; 0 = never fetched */
+    int models_ttl_set;
+    apr_array_header_t *models;       /* of cr_model_decl_t, file order */
 
     /* Token quotas across full restarts: main server only. */
     const char *state_file;

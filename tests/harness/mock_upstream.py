@@ -25,6 +25,14 @@ contains "cache" reports cache_creation_input_tokens 100 and
 cache_read_input_tokens 20 besides).
 
 or for every request with MockUpstream.set_behaviour(...).
+
+GET {prefix}/models (prefix: an upstream's path, e.g. "/openai/v1") serves
+the list set with MockUpstream.set_models(prefix, ids, ...), in the OpenAI
+format or, for prefixes containing "anthropic", Anthropic's (type,
+display_name, created_at, has_more, first_id, last_id); such a list can be
+made to fail (status=500), close the connection (close=True), answer late
+(delay=SECONDS) or come chunked (chunked=True).  MockUpstream.models_fetches
+(prefix) are the recorded GETs of it, with the credential they carried.
 """
 
 import hashlib
@@ -204,6 +212,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(st, headers, payload)
                 return
         path = rec.path.rstrip("/")
+        models = self._models_for(mock, path)
+        if models is not None:
+            self._serve_models(rec, path, models)
+            return
         if status:
             self._send_error(path, status)
             return
@@ -266,6 +278,56 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"object": "mock.echo", "method": self.command,
                                   "path": rec.path, "query": rec.query,
                                   "body_sha256": rec.sha256})
+
+    @staticmethod
+    def _models_for(mock, path):
+        if mock.models is None or not path.endswith("/models"):
+            return None
+        with mock._lock:
+            return mock.models.get(path[:-len("/models")])
+
+    def _serve_models(self, rec, path, conf):
+        if conf.get("close"):
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if conf.get("delay"):
+            time.sleep(conf["delay"])
+        if conf.get("status"):
+            self._send_error(path, conf["status"])
+            return
+        ids = conf["ids"]
+        if conf["style"] == "anthropic":
+            doc = {"data": [{"type": "model", "id": i,
+                             "display_name": "Display " + i,
+                             "created_at": "2025-02-19T00:00:00Z"}
+                            for i in ids],
+                   "has_more": False,
+                   "first_id": ids[0] if ids else None,
+                   "last_id": ids[-1] if ids else None}
+        else:
+            doc = {"object": "list",
+                   "data": [{"id": i, "object": "model",
+                             "created": 1700000000, "owned_by": "mock"}
+                            for i in ids]}
+        payload = json.dumps(doc).encode()
+        if not conf.get("chunked"):
+            self._send(200, [("Content-Type", "application/json")], payload)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self._rec_sent(payload)
+        for i in range(0, len(payload), 7):
+            part = payload[i:i + 7]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _send(self, status, headers, payload):
         self.send_response(status)
@@ -482,6 +544,7 @@ class MockUpstream:
         self.events_sent = []
         self.streams_done = []
         self._behaviour = {}
+        self.models = {}          # upstream path prefix -> list settings
         self._open_sockets = set()
         self._server = None
         self._thread = None
@@ -525,6 +588,7 @@ class MockUpstream:
             self.events_sent = []
             self.streams_done = []
             self._behaviour = {}
+            self.models = {}
 
     def set_behaviour(self, status=None, delay=None, close=None,
                       event_delay=None, handler=None):
@@ -536,6 +600,30 @@ class MockUpstream:
                          ("handler", handler)):
                 if v is not None:
                     self._behaviour[k] = v
+
+    def set_models(self, prefix, ids, style=None, status=None, delay=None,
+                   close=False, chunked=False):
+        """GET {prefix}/models serves these ids (until clear_models());
+        style "openai" or "anthropic" (default: by the prefix)."""
+        if style is None:
+            style = "anthropic" if "anthropic" in prefix else "openai"
+        with self._lock:
+            self.models[prefix.rstrip("/")] = {
+                "ids": list(ids), "style": style, "status": status,
+                "delay": delay, "close": close, "chunked": chunked}
+
+    def clear_models(self):
+        with self._lock:
+            self.models = {}
+
+    def models_fetches(self, prefix=None):
+        """The GET .../models requests received (under prefix, if given)."""
+        with self._lock:
+            reqs = list(self.requests)
+        return [r for r in reqs if r.method == "GET"
+                and r.path.rstrip("/").endswith("/models")
+                and (prefix is None or r.path.startswith(prefix.rstrip("/")
+                                                         + "/"))]
 
     def wait_for_requests(self, n, timeout=5.0):
         end = time.monotonic() + timeout

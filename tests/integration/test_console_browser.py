@@ -81,11 +81,16 @@ def test_console_in_a_browser(make_gateway, upstream):
         % (run.returncode, output, gw.error_log_tail()))
 
     # Three keys made in the browser (zh, en, no JavaScript), all revoked in
-    # the browser, as the store says.
+    # the browser, as the store says; the first two with the token limits
+    # typed in the form, the last with none.
     assert len(made) == 3, made
     records = {r["id"]: r for r in cli_records(gw)}
     for k in made:
         assert records[k["id"]]["status"] == "revoked", records[k["id"]]
+    limits = [(records[k["id"]]["tpm"], records[k["id"]]["quota"],
+               records[k["id"]]["quota_period"]) for k in made]
+    assert limits == [(6000, 50000, "total"), (9000, 100000, "day"),
+                      (None, None, None)], limits
     assert sum(1 for r in records.values() if r["status"] == "active") == 1
     log = gw.error_log_text()
     for k in made:
@@ -93,6 +98,7 @@ def test_console_in_a_browser(make_gateway, upstream):
         assert "revoked key %s" % k["id"] in log
     for shot in ("console-list-zh.png", "console-created-zh.png",
                  "console-list-en.png", "console-created-en.png",
+                 "console-invalid-tpm-en.png",
                  "console-revoked-zh.png", "console-list-mobile-zh.png"):
         path = os.path.join(ARTIFACTS, shot)
         assert os.path.getsize(path) > 10000, path

@@ -1,11 +1,14 @@
 # Licensed under the Apache License, Version 2.0.
 """The key management console (SPEC 9) at the HTTP level: access only with
 credentials, cross-site posts refused, output escaped, security headers on
-every page, create / list / revoke through plain form posts, languages.
+every page, create / list / revoke through plain form posts, languages;
+each key's tpm, quota and tokens used in the current period (SPEC 11),
+set on create and validated.
 
 The console runs on its own <Location /console> with Basic authentication
 (mod_auth_basic, mod_authn_file, mod_authn_core, mod_authz_user) and a
-password made for each gateway, written with Debian's htpasswd."""
+password made for each gateway, written with Debian's htpasswd; the server
+has ClawdRouterDefaultTPM 50000, which keys without a tpm of their own get."""
 
 import html
 import json
@@ -15,6 +18,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -22,6 +26,7 @@ import requests
 
 from harness import registry
 from harness.client import assert_error, call
+from harness.dbstore import key_store_for
 from harness.gateway import MODULES_DIR
 
 CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; "
@@ -30,6 +35,7 @@ CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; "
 KEY_RE = re.compile(r"sk-[A-Za-z0-9]{40,}")
 TOKEN_RE = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 CONSOLE_PATH = "/console"
+DEFAULT_TPM = 50000
 USER = "admin"
 OTHER_USER = "auditor"
 
@@ -42,6 +48,7 @@ def console_conf(htpasswd):
         "LoadModule authn_file_module %s/mod_authn_file.so" % m,
         "LoadModule auth_basic_module %s/mod_auth_basic.so" % m,
         "LoadModule authz_user_module %s/mod_authz_user.so" % m,
+        "ClawdRouterDefaultTPM %d" % DEFAULT_TPM,
         "<Location %s>" % CONSOLE_PATH,
         "    SetHandler clawdrouter-console",
         "    AuthType Basic",
@@ -78,11 +85,12 @@ def store_writable_by_httpd(gw):
         os.chown(os.path.join(gw.keys_dir, fn), pw.pw_uid, pw.pw_gid)
 
 
-def start_console_gateway(factory, mpm, name):
-    """A started gateway with the console; returns (gw, {user: password})."""
+def start_console_gateway(factory, mpm, name, key_store=None):
+    """A started gateway with the console; returns (gw, {user: password}).
+    key_store: None (DBM) or a harness.dbstore.DBStore."""
     users = {USER: secrets.token_urlsafe(18),
              OTHER_USER: secrets.token_urlsafe(18)}
-    gw = factory(start=False, mpm=mpm, name=name)
+    gw = factory(start=False, mpm=mpm, name=name, key_store=key_store)
     htpasswd = os.path.join(gw.root, "htpasswd")
     write_htpasswd(htpasswd, users)
     gw.reconfigure(extra_server_conf=console_conf(htpasswd))
@@ -118,10 +126,14 @@ class Console:
         return self.session.post(self.url, data=fields, headers=h,
                                  allow_redirects=False, timeout=15, **kw)
 
-    def create(self, name="", models="*", rpm="", expires="", token=None):
-        return self.post({"csrf": token or self.token(), "action": "create",
-                          "name": name, "models": models, "rpm": rpm,
-                          "expires": expires})
+    def create(self, name="", models="*", rpm="", expires="", token=None,
+               **limits):
+        """limits: tpm, quota, quota_period (sent only when given)."""
+        fields = {"csrf": token or self.token(), "action": "create",
+                  "name": name, "models": models, "rpm": rpm,
+                  "expires": expires}
+        fields.update(limits)
+        return self.post(fields)
 
     def create_key(self, **kw):
         """Create through the console; returns (id, key, created page)."""
@@ -135,10 +147,15 @@ class Console:
         return m.group(1), keys[0], r
 
 
-@pytest.fixture(scope="module", params=["event", "prefork"])
+# The DBM store under both MPMs; the SQL stores through mod_dbd (the
+# console's create, list and revoke as prepared statements) under event.
+@pytest.fixture(scope="module", params=["event", "prefork", "event+dbd-pgsql",
+                                        "event+dbd-sqlite3"])
 def console_gw(request, make_module_gateway):
-    gw, users = start_console_gateway(make_module_gateway, request.param,
-                                      "console-http")
+    mpm, _, kind = request.param.partition("+")
+    gw, users = start_console_gateway(make_module_gateway, mpm,
+                                      "console-http",
+                                      key_store_for(request, kind))
     gw.console_users = users
     return gw
 
@@ -406,3 +423,169 @@ def test_language_switch_is_remembered(admin):
     # Refusals speak the chosen language too.
     r = admin.post({"action": "create"})
     assert r.status_code == 403 and "请求被拒绝" in r.text
+
+
+# --- tpm, quota and tokens used (SPEC 11) -----------------------------------
+
+def key_row(page, key_id):
+    m = re.search(r'<tr data-id="%s"[^>]*>(.*?)</tr>' % key_id, page, re.S)
+    assert m, "key %s is listed" % key_id
+    return m.group(1)
+
+
+def cell(row, cls):
+    """The text of a row's cell (tpm, quota, used) and the numbers in it,
+    as the <data> elements give them."""
+    m = re.search(r'<td data-label="[^"]*" class="%s">(.*?)</td>' % cls, row,
+                  re.S)
+    assert m, "no %s cell in %r" % (cls, row)
+    numbers = {c: int(v) for c, v in
+               re.findall(r'<data class="(\w+)" value="(\d+)">', m.group(1))}
+    text = html.unescape(re.sub(r"<[^>]+>", "", m.group(1))).strip()
+    return text, numbers
+
+
+def used_tokens(admin, key_id, want, timeout=5.0):
+    """The list's used-token count of a key, once it is want."""
+    end = time.monotonic() + timeout
+    while True:
+        text, numbers = cell(key_row(admin.get().text, key_id), "used")
+        if numbers.get("used") == want or time.monotonic() > end:
+            return text, numbers
+        time.sleep(0.1)
+
+
+def test_token_limits_set_on_create_and_listed(admin, console_gw, upstream):
+    key_id, key, created = admin.create_key(
+        name="tokens", tpm="6000", quota="100000", quota_period="day")
+    assert re.search(r'<span id="new-key-tpm"><data class="tpm" '
+                     r'value="6000">6,000</data></span>', created.text)
+    assert re.search(r'<span id="new-key-quota"><data class="quota" '
+                     r'value="100000">100,000</data> <span class="period">'
+                     r'per day \(UTC\)</span>', created.text)
+    rec = {r["id"]: r for r in cli_records(console_gw)}[key_id]
+    assert (rec["tpm"], rec["quota"], rec["quota_period"]) == (6000, 100000,
+                                                               "day")
+    # Nothing set: the server's default tpm, no quota.
+    plain_id, plain, _ = admin.create_key(name="tokens-plain")
+    rec = {r["id"]: r for r in cli_records(console_gw)}[plain_id]
+    assert (rec["tpm"], rec["quota"], rec["quota_period"]) == (None, None,
+                                                               None)
+    # 0: no limit, whatever the default.
+    zero_id, _, _ = admin.create_key(name="tokens-zero", tpm="0", quota="0",
+                                     quota_period="total")
+    rec = {r["id"]: r for r in cli_records(console_gw)}[zero_id]
+    assert (rec["tpm"], rec["quota"], rec["quota_period"]) == (0, 0, "total")
+
+    page = admin.get().text
+    assert "<th scope=\"col\">Tokens per minute</th>" in page
+    row = key_row(page, key_id)
+    assert cell(row, "tpm") == ("6,000", {"tpm": 6000})
+    assert cell(row, "quota") == ("100,000 per day (UTC)", {"quota": 100000})
+    assert cell(row, "used") == ("0 today 0%", {"used": 0})
+    row = key_row(page, plain_id)
+    assert cell(row, "tpm") == ("Default 50,000",
+                                {"tpm": DEFAULT_TPM})
+    assert cell(row, "quota") == ("No limit", {})
+    assert cell(row, "used") == ("0 this month", {"used": 0})
+    row = key_row(page, zero_id)
+    assert cell(row, "tpm") == ("No limit", {})
+    assert cell(row, "quota") == ("No limit", {})
+    assert cell(row, "used") == ("0 in total", {"used": 0})
+
+    # The limits are the gateway's: its token headers say the same.
+    r = call(console_gw, "openai", key, headers={"X-Mock-Usage": "31,7"})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-ratelimit-limit-tokens"] == "6000"
+    r = call(console_gw, "anthropic", plain, stream=True,
+             headers={"X-Mock-Usage": "12,40"})
+    assert r.status_code == 200, r.text
+    assert b"message_stop" in r.content
+    assert r.headers["anthropic-ratelimit-tokens-limit"] == str(DEFAULT_TPM)
+
+    # Used tokens: the responses' usage, in the key's period.
+    text, numbers = used_tokens(admin, key_id, 38)
+    assert numbers == {"used": 38} and text == "38 today 0%", text
+    r = call(console_gw, "anthropic", key, stream=True,
+             headers={"X-Mock-Usage": "1000,62"})
+    assert r.status_code == 200 and b"message_stop" in r.content
+    text, numbers = used_tokens(admin, key_id, 1100)
+    assert numbers == {"used": 1100} and text == "1,100 today 1%", text
+    text, numbers = used_tokens(admin, plain_id, 52)
+    assert numbers == {"used": 52} and text == "52 this month", text
+    # In Chinese too.
+    row = key_row(admin.get(headers={"Accept-Language": "zh-CN"}).text, key_id)
+    assert cell(row, "quota") == ("100,000 每天（UTC）", {"quota": 100000})
+    assert cell(row, "used")[0] == "1,100 今天 1%"
+
+
+def test_quota_used_up_is_shown(admin, console_gw, upstream):
+    key_id, key, _ = admin.create_key(name="tokens-small", quota="40",
+                                      quota_period="total")
+    for _ in range(2):      # 38, then 76: the crossing response completes
+        r = call(console_gw, "openai", key, headers={"X-Mock-Usage": "31,7"})
+        assert r.status_code == 200, r.text
+    assert_error(call(console_gw, "openai", key), "quota_exceeded",
+                 "openai")
+    text, numbers = used_tokens(admin, key_id, 76)
+    assert numbers == {"used": 76}, text
+    assert text == "76 in total 100%"
+    row = key_row(admin.get().text, key_id)
+    assert '<span class="share full">100%</span>' in row
+    assert cell(row, "quota") == ("40 in total", {"quota": 40})
+
+
+def test_invalid_token_fields(admin, console_gw):
+    before = len(cli_records(console_gw))
+    bad_tpm = "Tokens per minute must be a whole number"
+    bad_quota = "The token quota must be a whole number"
+    for fields, field, message in (
+            ({"tpm": "-1"}, "tpm", bad_tpm),
+            ({"tpm": "1.5"}, "tpm", bad_tpm),
+            ({"tpm": "1e3"}, "tpm", bad_tpm),
+            ({"tpm": "ten"}, "tpm", bad_tpm),
+            ({"tpm": "+5"}, "tpm", bad_tpm),
+            ({"tpm": "1000000000001"}, "tpm", bad_tpm),
+            ({"quota": "-100"}, "quota", bad_quota),
+            ({"quota": "0x10"}, "quota", bad_quota),
+            ({"quota": "1 000"}, "quota", bad_quota),
+            ({"quota": "99999999999999999999"}, "quota", bad_quota),
+            ({"quota": "100", "quota_period": "week"}, "quota_period",
+             "The quota period must be day, month or total."),
+            ({"quota_period": "Day"}, "quota_period",
+             "The quota period must be day, month or total.")):
+        r = admin.create(name="bad-tokens", **fields)
+        assert r.status_code == 400, fields
+        assert_security_headers(r)
+        assert message in r.text, fields
+        assert not KEY_RE.search(r.text)
+        assert '<details class="create" id="new" open>' in r.text
+        # The error is shown at the top and next to the field at fault,
+        # which keeps what was typed.
+        assert re.search(r'<div class="flash err" role="alert">%s'
+                         % re.escape(message), r.text), fields
+        assert 'aria-describedby="error-%s"' % field in r.text, fields
+        assert r.text.count('aria-invalid="true"') == 1, fields
+        assert re.search(r'<small class="field-error" id="error-%s">%s'
+                         % (field, re.escape(message)), r.text), fields
+        if field != "quota_period":
+            assert 'name="%s" type="number" min="0" max="1000000000000" ' \
+                   'step="1" inputmode="numeric" value="%s"' \
+                   % (field, html.escape(fields[field])) in r.text
+    # In Chinese.
+    zh = Console(console_gw, USER, console_gw.console_users[USER], lang="zh-CN")
+    r = zh.create(name="bad-tokens", quota="abc")
+    assert r.status_code == 400
+    assert "令牌配额必须是 0 到 1000000000000 之间的整数" in r.text
+    # Markup in a number field comes back as text, never as markup.
+    evil = '"><script>alert(1)</script>'
+    r = admin.create(name="bad-tokens", tpm=evil)
+    assert r.status_code == 400
+    assert evil not in r.text and "<script>alert" not in r.text
+    assert 'name="tpm" type="number" min="0" max="1000000000000" step="1" ' \
+           'inputmode="numeric" value="&#34;&gt;&lt;script&gt;alert(1)' \
+           '&lt;/script&gt;"' in r.text
+    r = admin.create(name="bad-tokens", quota="1", quota_period=evil)
+    assert r.status_code == 400
+    assert evil not in r.text and "<script>alert" not in r.text
+    assert len(cli_records(console_gw)) == before

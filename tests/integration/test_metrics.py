@@ -162,6 +162,65 @@ def test_counters_equal_what_was_sent(gw):
     assert delta("clawdrouter_upstream_seconds_count", upstream="dead") == 0
 
 
+@pytest.mark.allow_log("CR0201", "CR0102", "CR0100")
+def test_store_errors_counted(make_gateway):
+    """A dead rate store (Redis on a closed port) and an unreadable key
+    store are counted per store, one for every request that met them."""
+    g = make_gateway(log_level="info", extra_server_conf=METRICS_CONF,
+                     rate_store="redis://127.0.0.1:%d" % closed_port(),
+                     rate_store_failure="closed")
+    _, key = make_key(g, "--models", "gpt-*", "--rpm", "100")
+    before = parse(scrape(g))
+    for _ in range(3):
+        r = chat(g, key)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "rate_store_unavailable"
+    time.sleep(0.3)
+    page = parse(scrape(g))
+    err = "clawdrouter_store_errors_total"
+    assert value(page, err, store="rate") - value(before, err,
+                                                   store="rate") == 3
+    assert value(page, err, store="key") == value(before, err, store="key")
+    # (as root the children run as www-data: mode 0 keeps them out)
+    for f in g.store_files():
+        os.chmod(f, 0)
+    for _ in range(2):
+        r = chat(g, "sk-" + "Q" * 48)
+        assert r.status_code == 500, r.text
+        assert r.json()["error"]["code"] == "key_store_unavailable"
+    time.sleep(0.3)
+    after = parse(scrape(g))
+    assert value(after, err, store="key") - value(page, err,
+                                                  store="key") == 2
+    assert value(after, err, store="rate") == value(page, err, store="rate")
+
+
+def test_latency_lands_in_its_bucket(gw):
+    """An upstream that takes 0.3 s is counted in le="0.5" and above,
+    never in le="0.25" or below; the sum grows by about 0.3."""
+    _, key = make_key(gw, "--models", "gpt-*")
+    before = parse(scrape(gw))
+    for _ in range(2):
+        h = openai_headers(key)
+        h["X-Mock-Delay"] = "0.3"
+        r = post(gw, "/v1/chat/completions", chat_body(), h)
+        assert r.status_code == 200, r.text
+    time.sleep(0.3)
+    after = parse(scrape(gw))
+
+    def delta(name, **labels):
+        return value(after, name, upstream="openai", **labels) - value(
+            before, name, upstream="openai", **labels)
+
+    b = "clawdrouter_upstream_seconds_bucket"
+    for le in ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25"):
+        assert delta(b, le=le) == 0, le
+    for le in ("0.5", "1", "2.5", "5", "10", "30", "60", "+Inf"):
+        assert delta(b, le=le) == 2, le
+    assert delta("clawdrouter_upstream_seconds_count") == 2
+    assert 0.6 <= delta("clawdrouter_upstream_seconds_sum") < 1.0
+
+
 def test_counts_survive_graceful_restart(gw):
     _, key = make_key(gw, "--models", "gpt-*")
     for _ in range(2):

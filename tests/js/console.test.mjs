@@ -3,8 +3,9 @@
 // Browser tests of the key management console (SPEC 9), with playwright-core
 // driving Debian's chromium headless, and the official OpenAI SDK using the
 // key copied from the page, as a ClawdRouter user would: sign in, press
-// "新增密钥" / "New key", copy the key, call the gateway with it, revoke it,
-// see the SDK get an authentication error.
+// "新增密钥" / "New key" with a tpm and a token quota, copy the key, call the
+// gateway with it, see the tokens it used in the list, revoke it, see the
+// SDK get an authentication error; the token fields' validation.
 //
 // Run with `node --test console.test.mjs` and in the environment:
 //   CR_GATEWAY_URL       the gateway root, e.g. http://127.0.0.1:8080
@@ -41,6 +42,10 @@ const CHROMIUM = process.env.CR_CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = process.env.CR_ARTIFACTS_DIR || path.join(HERE, '..', 'artifacts');
 const KEY_RE = /^sk-[A-Za-z0-9]{40,}$/;
 const MOCK_TEXT = 'Hello from the mock.';
+// The mock upstream reports this usage (tests/harness/mock_upstream.py):
+// 31 input + 7 output tokens per answer.
+const MOCK_USAGE = '31,7';
+const TOKENS_PER_CHAT = 38;
 
 // What each language's page says (cr_console_page.c's catalogue).
 const TEXT = {
@@ -51,6 +56,9 @@ const TEXT = {
         back: '返回密钥列表', active: '有效', revoked: '已吊销',
         revoke: '吊销', revokedNotice: '密钥已吊销。', confirm: '确定吊销此密钥？',
         other: 'English', otherHeading: 'API keys',
+        perDay: '每天（UTC）', inTotal: '总计', today: '今天', thisMonth: '本月',
+        noLimit: '不限', defaultTpm: '默认',
+        errTpm: '每分钟令牌数必须是 0 到 1000000000000 之间的整数，或留空。',
     },
     en: {
         locale: 'en-US', htmlLang: 'en', heading: 'API keys',
@@ -60,6 +68,9 @@ const TEXT = {
         active: 'Active', revoked: 'Revoked', revoke: 'Revoke',
         revokedNotice: 'The key was revoked.', confirm: 'Revoke this key?',
         other: '中文', otherHeading: 'API 密钥',
+        perDay: 'per day (UTC)', inTotal: 'in total', today: 'today',
+        thisMonth: 'this month', noLimit: 'No limit', defaultTpm: 'Default',
+        errTpm: 'Tokens per minute must be a whole number from 0 to 1000000000000, or empty.',
     },
 };
 
@@ -111,7 +122,8 @@ async function signedIn(lang, options = {}) {
 
 function sdk(key) {
     return new OpenAI({ apiKey: key, baseURL: GATEWAY_URL + '/v1',
-                        maxRetries: 0, timeout: 20000 });
+                        maxRetries: 0, timeout: 20000,
+                        defaultHeaders: { 'X-Mock-Usage': MOCK_USAGE } });
 }
 
 async function chat(key) {
@@ -121,16 +133,46 @@ async function chat(key) {
     });
 }
 
-async function createKey(page, t, { name, models, rpm, expires }) {
+async function fillCreateForm(page, t, { name, models, rpm, expires, tpm, quota, quotaPeriod }) {
     await page.getByText(t.newKey, { exact: false }).click();
     const form = page.locator('form.create-form');
     await form.locator('input[name=name]').fill(name);
     await form.locator('input[name=models]').fill(models);
     await form.locator('input[name=rpm]').fill(rpm);
     await form.locator('select[name=expires]').selectOption(expires);
+    if (tpm !== undefined) {
+        await form.locator('input[name=tpm]').fill(tpm);
+    }
+    if (quota !== undefined) {
+        await form.locator('input[name=quota]').fill(quota);
+    }
+    if (quotaPeriod !== undefined) {
+        await form.locator('select[name=quota_period]').selectOption(quotaPeriod);
+    }
+    return form;
+}
+
+async function createKey(page, t, fields) {
+    const form = await fillCreateForm(page, t, fields);
     await form.getByRole('button', { name: t.create }).click();
     await page.waitForLoadState('load');
 }
+
+// A number the page shows: the value of its <data> element, which its
+// text says in groups of three digits ("100,000").
+async function shownNumber(locator) {
+    const value = await locator.getAttribute('value');
+    assert.match(value, /^\d+$/);
+    assert.equal((await locator.textContent()).trim(),
+                 Number(value).toLocaleString('en-US'), 'the text is the number');
+    return Number(value);
+}
+
+// Per language: the key's limits and what the page should say of them.
+const LIMITS = {
+    zh: { tpm: '6000', quota: '50000', quotaPeriod: 'total', period: 'inTotal', usedIn: 'inTotal' },
+    en: { tpm: '9000', quota: '100000', quotaPeriod: 'day', period: 'perDay', usedIn: 'today' },
+};
 
 for (const lang of ['zh', 'en']) {
     test(`console in ${lang}: create, copy, use, revoke`, async () => {
@@ -148,7 +190,10 @@ for (const lang of ['zh', 'en']) {
             assert.equal(bg, 'rgb(245, 246, 250)');
 
             const name = `browser-${lang}-${Date.now()}`;
-            await createKey(page, t, { name, models: 'gpt-*', rpm: '100', expires: '+30d' });
+            const limits = LIMITS[lang];
+            await createKey(page, t, { name, models: 'gpt-*', rpm: '100', expires: '+30d',
+                                       tpm: limits.tpm, quota: limits.quota,
+                                       quotaPeriod: limits.quotaPeriod });
 
             // The created-key view: the key once, a copy button, a warning.
             assert.equal((await page.locator('h1').textContent()).replace('✓', ''), t.created);
@@ -157,6 +202,12 @@ for (const lang of ['zh', 'en']) {
             assert.match(shown, KEY_RE);
             const id = (await page.locator('#new-key-id').textContent()).trim();
             recordKey(id, shown);
+            // The limits the form set.
+            assert.equal(await shownNumber(page.locator('#new-key-tpm data.tpm')), Number(limits.tpm));
+            assert.equal(await shownNumber(page.locator('#new-key-quota data.quota')),
+                         Number(limits.quota));
+            assert.equal((await page.locator('#new-key-quota .period').textContent()).trim(),
+                         t[limits.period]);
             await page.screenshot({ path: path.join(ARTIFACTS, `console-created-${lang}.png`),
                                     fullPage: true });
 
@@ -177,6 +228,26 @@ for (const lang of ['zh', 'en']) {
             assert.match(await row.textContent(), new RegExp(name));
             assert.equal(await row.locator('.badge').textContent(), t.active);
             assert.ok(!(await page.content()).includes(copied), 'the list shows no key');
+            // Its tpm, quota with period, and the tokens of the one call.
+            assert.equal(await shownNumber(row.locator('td.tpm data.tpm')), Number(limits.tpm));
+            assert.equal(await shownNumber(row.locator('td.quota data.quota')), Number(limits.quota));
+            assert.equal((await row.locator('td.quota .period').textContent()).trim(),
+                         t[limits.period]);
+            assert.equal(await shownNumber(row.locator('td.used data.used')), TOKENS_PER_CHAT);
+            assert.equal((await row.locator('td.used .period').textContent()).trim(),
+                         t[limits.usedIn]);
+            // The key the CLI made sets no tpm: the server's default
+            // (ClawdRouterDefaultTPM 50000) applies; it has no quota.
+            const cliRow = page.locator('tr', { hasText: 'cli-made' });
+            assert.equal((await cliRow.locator('td.tpm .default').textContent()).trim(),
+                         `${t.defaultTpm} 50,000`);
+            assert.equal(await shownNumber(cliRow.locator('td.tpm data.tpm')), 50000);
+            assert.equal((await cliRow.locator('td.quota').textContent()).trim(), t.noLimit);
+            assert.equal(await shownNumber(cliRow.locator('td.used data.used')), 0);
+            // A second call shows in the count when the list is loaded again.
+            await chat(copied);
+            await page.reload();
+            assert.equal(await shownNumber(row.locator('td.used data.used')), 2 * TOKENS_PER_CHAT);
             await page.screenshot({ path: path.join(ARTIFACTS, `console-list-${lang}.png`),
                                     fullPage: true });
 
@@ -226,6 +297,54 @@ for (const lang of ['zh', 'en']) {
         }
     });
 }
+
+test('console token fields: the browser and the server refuse bad values', async () => {
+    const t = TEXT.en;
+    const { context, page } = await signedIn('en');
+    try {
+        await page.goto(CONSOLE_URL);
+        const before = await page.locator('table.keys tbody tr').count();
+        // The browser refuses a negative or fractional number itself.
+        for (const bad of ['-5', '1.5']) {
+            const form = await fillCreateForm(page, t, { name: 'bad-tokens', models: '*', rpm: '',
+                                                          expires: '', tpm: bad });
+            await form.getByRole('button', { name: t.create }).click();
+            const tpm = form.locator('input[name=tpm]');
+            assert.equal(await tpm.evaluate((el) => el.validity.valid), false, bad);
+            assert.ok((await tpm.evaluate((el) => el.validationMessage)).length > 0, bad);
+            assert.equal(await page.locator('.flash.err').count(), 0, 'nothing was posted');
+            await page.goto(CONSOLE_URL);
+        }
+        // A browser that does not check (or a hand-made post): the server
+        // refuses, says why at the top and next to the field, keeps the value.
+        const form = await fillCreateForm(page, t, { name: 'bad-tokens', models: '*', rpm: '',
+                                                      expires: '', tpm: '-5', quota: '10' });
+        await form.evaluate((el) => { el.noValidate = true; });
+        const [response] = await Promise.all([
+            page.waitForResponse((r) => r.request().method() === 'POST'),
+            form.getByRole('button', { name: t.create }).click(),
+        ]);
+        await page.waitForLoadState('load');
+        assert.equal(response.status(), 400);
+        assert.equal((await page.locator('.flash.err').textContent()).trim(), t.errTpm);
+        const tpm = page.locator('input[name=tpm]');
+        assert.equal(await tpm.getAttribute('aria-invalid'), 'true');
+        assert.equal(await tpm.inputValue(), '-5');
+        assert.equal(await page.locator('input[name=quota]').inputValue(), '10');
+        assert.equal((await page.locator('#error-tpm').textContent()).trim(), t.errTpm);
+        assert.ok(await page.locator('#error-tpm').isVisible());
+        assert.equal(await page.locator('details.create').getAttribute('open'), '');
+        assert.equal(await page.locator('table.keys tbody tr').count(), before, 'no key was made');
+        await page.screenshot({ path: path.join(ARTIFACTS, 'console-invalid-tpm-en.png'),
+                                fullPage: true });
+        // Chromium reports the refused post's 400 itself; nothing else.
+        const refused = 'console error: Failed to load resource: the server responded '
+                        + 'with a status of 400 (Bad Request)';
+        assert.deepEqual(page.problems, [refused], 'no script error, no CSP violation');
+    } finally {
+        await context.close();
+    }
+});
 
 test('console without JavaScript: confirmation page before a revoke', async () => {
     const t = TEXT.zh;

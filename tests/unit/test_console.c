@@ -114,6 +114,9 @@ static cr_key_record_t *make_record(const char *id, const char *name,
     rec->name = name;
     rec->models = cr_key_parse_models(pool, models);
     rec->rpm = 60;
+    rec->tpm = CR_KEY_LIMIT_UNSET;
+    rec->quota = CR_KEY_LIMIT_UNSET;
+    rec->quota_period = CR_QUOTA_UNSET;
     rec->created_at = NOW - apr_time_from_sec(3600);
     rec->expires_at = 0;
     rec->status = CR_KEY_ACTIVE;
@@ -131,6 +134,7 @@ static cr_console_ctx_t make_ctx(cr_console_lang_e lang)
     ctx.csrf = cr_console_csrf_token(pool, secret_a, sizeof(secret_a),
                                      "alice");
     ctx.now = NOW;
+    ctx.default_tpm = 0;
     return ctx;
 }
 
@@ -159,6 +163,233 @@ START_TEST(escape_html_replaces_all_five)
 }
 END_TEST
 
+/* The cell of a row (by its class) as text, NULL if none. */
+static const char *row_cell(const char *page, const char *id,
+                            const char *cls)
+{
+    const char *row = strstr(page, apr_pstrcat(pool, "<tr data-id=\"", id,
+                                               NULL));
+    const char *cell, *end;
+
+    if (row == NULL) {
+        return NULL;
+    }
+    cell = strstr(row, apr_pstrcat(pool, "class=\"", cls, "\">", NULL));
+    if (cell == NULL) {
+        return NULL;
+    }
+    cell = strchr(cell, '>') + 1;
+    end = strstr(cell, "</td>");
+    return end ? apr_pstrndup(pool, cell, end - cell) : NULL;
+}
+
+START_TEST(parse_limit_cases)
+{
+    static const struct {
+        const char *in;
+        int ok;
+        apr_int64_t value;
+    } cases[] = {
+        {"", 1, CR_KEY_LIMIT_UNSET},
+        {"   ", 1, CR_KEY_LIMIT_UNSET},
+        {"0", 1, 0},
+        {"5000", 1, 5000},
+        {" 42 ", 1, 42},
+        {"007", 1, 7},
+        {"1000000000000", 1, APR_INT64_C(1000000000000)},
+        {"1000000000001", 0, 0},
+        {"99999999999999999999999999", 0, 0},
+        {"-1", 0, 0},
+        {"+1", 0, 0},
+        {"1.5", 0, 0},
+        {"1e3", 0, 0},
+        {"0x10", 0, 0},
+        {"1 000", 0, 0},
+        {"ten", 0, 0},
+        {"12abc", 0, 0},
+        {"\"><script>", 0, 0},
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        apr_int64_t v = -12345;
+        int ok = cr_console_parse_limit(cases[i].in, &v);
+
+        ck_assert_msg(ok == cases[i].ok, "parse_limit(\"%s\")", cases[i].in);
+        if (ok) {
+            ck_assert_msg(v == cases[i].value, "parse_limit(\"%s\") = %"
+                          APR_INT64_T_FMT, cases[i].in, v);
+        }
+    }
+    {
+        apr_int64_t v = 0;
+        ck_assert_int_eq(cr_console_parse_limit(NULL, &v), 1);
+        ck_assert(v == CR_KEY_LIMIT_UNSET);
+    }
+}
+END_TEST
+
+START_TEST(parse_period_cases)
+{
+    cr_quota_period_e period = CR_QUOTA_DAY;
+
+    ck_assert_int_eq(cr_console_parse_period("", &period), 1);
+    ck_assert_int_eq(period, CR_QUOTA_UNSET);
+    ck_assert_int_eq(cr_console_parse_period(NULL, &period), 1);
+    ck_assert_int_eq(period, CR_QUOTA_UNSET);
+    ck_assert_int_eq(cr_console_parse_period("day", &period), 1);
+    ck_assert_int_eq(period, CR_QUOTA_DAY);
+    ck_assert_int_eq(cr_console_parse_period("month", &period), 1);
+    ck_assert_int_eq(period, CR_QUOTA_MONTH);
+    ck_assert_int_eq(cr_console_parse_period("total", &period), 1);
+    ck_assert_int_eq(period, CR_QUOTA_TOTAL);
+    ck_assert_int_eq(cr_console_parse_period("week", &period), 0);
+    ck_assert_int_eq(cr_console_parse_period("Day", &period), 0);
+    ck_assert_int_eq(cr_console_parse_period("default", &period), 0);
+    ck_assert_int_eq(cr_console_parse_period("<b>", &period), 0);
+}
+END_TEST
+
+START_TEST(list_shows_tpm_quota_and_used_tokens)
+{
+    cr_console_ctx_t ctx = make_ctx(CR_CONSOLE_EN);
+    apr_array_header_t *records = apr_array_make(pool, 4, sizeof(void *));
+    cr_key_record_t *set = make_record("key_AAAAAAAAAAAAAAAA", "set", "*");
+    cr_key_record_t *dflt = make_record("key_BBBBBBBBBBBBBBBB", "dflt", "*");
+    cr_key_record_t *zero = make_record("key_CCCCCCCCCCCCCCCC", "zero", "*");
+    cr_key_record_t *full = make_record("key_DDDDDDDDDDDDDDDD", "full", "*");
+    apr_int64_t used[4] = {1234, 0, 77, 600};
+    const char *page, *cell;
+
+    set->tpm = 5000;
+    set->quota = 100000;
+    set->quota_period = CR_QUOTA_DAY;
+    zero->tpm = 0;
+    zero->quota = 0;
+    zero->quota_period = CR_QUOTA_TOTAL;
+    full->quota = 500;
+    full->quota_period = CR_QUOTA_TOTAL;
+    APR_ARRAY_PUSH(records, cr_key_record_t *) = set;
+    APR_ARRAY_PUSH(records, cr_key_record_t *) = dflt;
+    APR_ARRAY_PUSH(records, cr_key_record_t *) = zero;
+    APR_ARRAY_PUSH(records, cr_key_record_t *) = full;
+    ctx.default_tpm = 777;
+
+    page = cr_console_render_list(pool, &ctx, records, used,
+                                  CR_CONSOLE_NO_MSG, CR_CONSOLE_NO_MSG,
+                                  NULL);
+    ck_assert_ptr_nonnull(strstr(page, "<th scope=\"col\">Tokens per minute"
+                                 "</th><th scope=\"col\">Token quota</th>"
+                                 "<th scope=\"col\">Tokens used</th>"));
+    /* The key's own limits, as numbers. */
+    ck_assert_str_eq(row_cell(page, set->id, "tpm"),
+                     "<data class=\"tpm\" value=\"5000\">5,000</data>");
+    ck_assert_str_eq(row_cell(page, set->id, "quota"),
+                     "<data class=\"quota\" value=\"100000\">100,000</data>"
+                     " <span class=\"period\">per day (UTC)</span>");
+    cell = row_cell(page, set->id, "used");
+    ck_assert_ptr_nonnull(strstr(cell, "<data class=\"used\" "
+                                 "value=\"1234\">1,234</data>"));
+    ck_assert_ptr_nonnull(strstr(cell, "today"));
+    ck_assert_ptr_nonnull(strstr(cell, "<span class=\"share\">1%</span>"));
+    /* None set: the server's default tpm, no quota, counted by month. */
+    ck_assert_str_eq(row_cell(page, dflt->id, "tpm"),
+                     "<span class=\"default\">Default <data class=\"tpm\" "
+                     "value=\"777\">777</data></span>");
+    ck_assert_str_eq(row_cell(page, dflt->id, "quota"), "No limit");
+    ck_assert_str_eq(row_cell(page, dflt->id, "used"),
+                     "<data class=\"used\" value=\"0\">0</data> "
+                     "<span class=\"period\">this month</span>");
+    /* 0: no limit, whatever the default. */
+    ck_assert_str_eq(row_cell(page, zero->id, "tpm"), "No limit");
+    ck_assert_str_eq(row_cell(page, zero->id, "quota"), "No limit");
+    ck_assert_ptr_nonnull(strstr(row_cell(page, zero->id, "used"),
+                                 "in total"));
+    /* A quota used up. */
+    ck_assert_ptr_nonnull(strstr(row_cell(page, full->id, "used"),
+                                 "<span class=\"share full\">100%</span>"));
+
+    /* Without a server default: "No limit"; without counts: a dash. */
+    ctx.default_tpm = 0;
+    ctx.lang = CR_CONSOLE_ZH;
+    page = cr_console_render_list(pool, &ctx, records, NULL,
+                                  CR_CONSOLE_NO_MSG, CR_CONSOLE_NO_MSG,
+                                  NULL);
+    ck_assert_str_eq(row_cell(page, dflt->id, "tpm"), "不限");
+    ck_assert_str_eq(row_cell(page, dflt->id, "used"), "—");
+    ck_assert_ptr_nonnull(strstr(row_cell(page, set->id, "quota"),
+                                 "每天（UTC）"));
+}
+END_TEST
+
+START_TEST(create_form_has_token_fields)
+{
+    cr_console_ctx_t ctx = make_ctx(CR_CONSOLE_EN);
+    cr_console_form_t form = {"n", "*", "", "", "12", "3400", "total",
+                              "quota"};
+    const char *page;
+
+    page = cr_console_render_list(pool, &ctx, NULL, NULL, CR_CONSOLE_NO_MSG,
+                                  CR_CONSOLE_NO_MSG, NULL);
+    ck_assert_ptr_nonnull(strstr(page, "<input name=\"tpm\" type=\"number\" "
+                                 "min=\"0\" max=\"1000000000000\" "
+                                 "step=\"1\""));
+    ck_assert_ptr_nonnull(strstr(page, "<input name=\"quota\" "
+                                 "type=\"number\" min=\"0\""));
+    /* A fresh form counts the quota by month. */
+    ck_assert_ptr_nonnull(strstr(page, "<select name=\"quota_period\">"
+                                 "<option value=\"month\" selected>"));
+    ck_assert_ptr_null(strstr(page, "aria-invalid"));
+
+    /* A refused post keeps the values, and marks the field at fault. */
+    page = cr_console_render_list(pool, &ctx, NULL, NULL, CR_CONSOLE_NO_MSG,
+                                  CR_MSG_ERR_QUOTA, &form);
+    ck_assert_str_eq(attribute(page, "name=\"tpm\"", "value"), "12");
+    ck_assert_str_eq(attribute(page, "name=\"quota\"", "value"), "3400");
+    ck_assert_ptr_nonnull(strstr(page, "<option value=\"total\" selected>"));
+    ck_assert_ptr_nonnull(strstr(page, "value=\"3400\" aria-invalid=\"true\""
+                                 " aria-describedby=\"error-quota\">"));
+    ck_assert_ptr_nonnull(strstr(page, "<small class=\"field-error\" "
+                                 "id=\"error-quota\">The token quota must"));
+    ck_assert_int_eq(count_of(page, "aria-invalid"), 1);
+}
+END_TEST
+
+START_TEST(created_view_shows_token_limits)
+{
+    cr_console_ctx_t ctx = make_ctx(CR_CONSOLE_EN);
+    cr_key_record_t *rec = make_record("key_AAAAbbbbCCCCdddd", "n", "*");
+    const char *page;
+
+    rec->tpm = 9000;
+    rec->quota = 250000;
+    rec->quota_period = CR_QUOTA_MONTH;
+    page = cr_console_render_created(pool, &ctx, rec,
+                                     "sk-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    ck_assert_ptr_nonnull(strstr(page, "<span id=\"new-key-tpm\"><data "
+                                 "class=\"tpm\" value=\"9000\">9,000</data>"
+                                 "</span>"));
+    ck_assert_ptr_nonnull(strstr(page, "<span id=\"new-key-quota\"><data "
+                                 "class=\"quota\" value=\"250000\">250,000"
+                                 "</data> <span class=\"period\">per month "
+                                 "(UTC)</span></span>"));
+    /* Groups of three, from the integer. */
+    rec->tpm = APR_INT64_C(1000000000000);
+    rec->quota = 999;
+    page = cr_console_render_created(pool, &ctx, rec,
+                                     "sk-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    ck_assert_ptr_nonnull(strstr(page, "value=\"1000000000000\">"
+                                 "1,000,000,000,000</data>"));
+    ck_assert_ptr_nonnull(strstr(page, "value=\"999\">999</data>"));
+    rec->tpm = 1000;
+    rec->quota = 12345678;
+    page = cr_console_render_created(pool, &ctx, rec,
+                                     "sk-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    ck_assert_ptr_nonnull(strstr(page, "value=\"1000\">1,000</data>"));
+    ck_assert_ptr_nonnull(strstr(page, "value=\"12345678\">12,345,678</data>"));
+}
+END_TEST
+
 START_TEST(list_escapes_every_record_field)
 {
     cr_console_ctx_t ctx = make_ctx(CR_CONSOLE_EN);
@@ -172,7 +403,7 @@ START_TEST(list_escapes_every_record_field)
     rec->hint = HOSTILE;
     APR_ARRAY_PUSH(records, cr_key_record_t *) = rec;
 
-    page = cr_console_render_list(pool, &ctx, records, CR_CONSOLE_NO_MSG,
+    page = cr_console_render_list(pool, &ctx, records, NULL, CR_CONSOLE_NO_MSG,
                                   CR_CONSOLE_NO_MSG, NULL);
     assert_no_hostile_markup(page);
     /* name, hint and model chip, plus the revoke confirmation text. */
@@ -203,15 +434,26 @@ START_TEST(list_escapes_hostile_id_user_self_and_form)
     form.models = HOSTILE;
     form.rpm = HOSTILE;
     form.expires = HOSTILE;
+    form.tpm = HOSTILE;
+    form.quota = HOSTILE;
+    form.quota_period = HOSTILE;
+    form.invalid = "tpm";
 
-    page = cr_console_render_list(pool, &ctx, records, CR_CONSOLE_NO_MSG,
+    page = cr_console_render_list(pool, &ctx, records, NULL, CR_CONSOLE_NO_MSG,
                                   CR_MSG_ERR_NAME, &form);
     assert_no_hostile_markup(page);
     ck_assert_ptr_null(strstr(page, "/con\"sole"));
     ck_assert_ptr_nonnull(strstr(page, "href=\"/con&#34;sole?lang=en\""));
-    /* id in data-id, the <code> cell and the hidden input; user; 3 form
+    /* id in data-id, the <code> cell and the hidden input; user; 5 form
      * inputs; and the id in the confirm text. */
-    ck_assert_int_ge(count_of(page, HOSTILE_ESCAPED), 8);
+    ck_assert_int_ge(count_of(page, HOSTILE_ESCAPED), 10);
+    ck_assert_str_eq(attribute(page, "name=\"tpm\"", "value"),
+                     HOSTILE_ESCAPED);
+    ck_assert_str_eq(attribute(page, "name=\"quota\"", "value"),
+                     HOSTILE_ESCAPED);
+    /* The field the error is about says so. */
+    ck_assert_ptr_nonnull(strstr(page, "aria-describedby=\"error-tpm\""));
+    ck_assert_ptr_nonnull(strstr(page, "id=\"error-tpm\""));
     ck_assert_str_eq(attribute(page, "name=\"name\"", "value"),
                      HOSTILE_ESCAPED);
     ck_assert_str_eq(attribute(page, "name=\"models\"", "value"),
@@ -287,7 +529,7 @@ START_TEST(no_other_page_shows_a_key)
     cr_key_record_t *rec = make_record("key_AAAAbbbbCCCCdddd", "ci-bot",
                                        "*");
     const char *key, *hash, *pages[5];
-    cr_console_form_t form = {"ci-bot", "*", "", ""};
+    cr_console_form_t form = {"ci-bot", "*", "", "", "", "", "", NULL};
     int i;
 
     ck_assert_int_eq(cr_key_generate(pool, &key), APR_SUCCESS);
@@ -297,10 +539,10 @@ START_TEST(no_other_page_shows_a_key)
     rec->hint = apr_psprintf(pool, "%.5s...%s", key, key + strlen(key) - 4);
     APR_ARRAY_PUSH(records, cr_key_record_t *) = rec;
 
-    pages[0] = cr_console_render_list(pool, &ctx, records,
+    pages[0] = cr_console_render_list(pool, &ctx, records, NULL,
                                       CR_MSG_REVOKED_NOTICE,
                                       CR_CONSOLE_NO_MSG, NULL);
-    pages[1] = cr_console_render_list(pool, &ctx, records, CR_CONSOLE_NO_MSG,
+    pages[1] = cr_console_render_list(pool, &ctx, records, NULL, CR_CONSOLE_NO_MSG,
                                       CR_MSG_ERR_CREATE, &form);
     pages[2] = cr_console_render_confirm_revoke(pool, &ctx, rec);
     pages[3] = cr_console_render_message(pool, &ctx, CR_MSG_ERROR_TITLE,
@@ -342,7 +584,7 @@ START_TEST(list_order_status_and_revoke_forms)
     APR_ARRAY_PUSH(records, cr_key_record_t *) = revoked;
     APR_ARRAY_PUSH(records, cr_key_record_t *) = newest;
 
-    page = cr_console_render_list(pool, &ctx, records,
+    page = cr_console_render_list(pool, &ctx, records, NULL,
                                   CR_MSG_REVOKED_NOTICE, CR_CONSOLE_NO_MSG,
                                   NULL);
     a = strstr(page, "data-id=\"key_0000000000000003\"");
@@ -375,24 +617,26 @@ START_TEST(list_expired_key_and_empty_list)
     cr_console_ctx_t ctx = make_ctx(CR_CONSOLE_EN);
     apr_array_header_t *records = apr_array_make(pool, 1, sizeof(void *));
     cr_key_record_t *rec = make_record("key_0000000000000001", "", "*");
-    cr_console_form_t form = {"", "*", "", "+30d"};
+    cr_console_form_t form = {"", "*", "", "+30d", "", "", "", NULL};
     const char *page;
 
     rec->expires_at = NOW - apr_time_from_sec(1);
     APR_ARRAY_PUSH(records, cr_key_record_t *) = rec;
-    page = cr_console_render_list(pool, &ctx, records, CR_CONSOLE_NO_MSG,
+    page = cr_console_render_list(pool, &ctx, records, NULL, CR_CONSOLE_NO_MSG,
                                   CR_CONSOLE_NO_MSG, NULL);
     ck_assert_int_eq(count_of(page, "badge expired"), 1);
     ck_assert_ptr_nonnull(strstr(page, "class=\"inactive\""));
 
-    page = cr_console_render_list(pool, &ctx, NULL, CR_CONSOLE_NO_MSG,
+    page = cr_console_render_list(pool, &ctx, NULL, NULL, CR_CONSOLE_NO_MSG,
                                   CR_MSG_ERR_RPM, &form);
     ck_assert_ptr_nonnull(strstr(page, "No keys yet."));
     ck_assert_ptr_nonnull(strstr(page, "role=\"alert\""));
     ck_assert_ptr_nonnull(strstr(page, "Requests per minute must be"));
     ck_assert_ptr_nonnull(strstr(page, "<details class=\"create\" id=\"new\" open>"));
     ck_assert_ptr_nonnull(strstr(page, "<option value=\"+30d\" selected>"));
-    ck_assert_int_eq(count_of(page, " selected>"), 1);
+    /* The expiry, and the quota period's default. */
+    ck_assert_ptr_nonnull(strstr(page, "<option value=\"month\" selected>"));
+    ck_assert_int_eq(count_of(page, " selected>"), 2);
 }
 END_TEST
 
@@ -405,7 +649,7 @@ START_TEST(pages_have_no_inline_script_or_style)
     int i;
 
     APR_ARRAY_PUSH(records, cr_key_record_t *) = rec;
-    pages[0] = cr_console_render_list(pool, &ctx, records, CR_CONSOLE_NO_MSG,
+    pages[0] = cr_console_render_list(pool, &ctx, records, NULL, CR_CONSOLE_NO_MSG,
                                       CR_CONSOLE_NO_MSG, NULL);
     pages[1] = cr_console_render_created(pool, &ctx, rec,
                                          "sk-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL");
@@ -807,6 +1051,11 @@ static Suite *console_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, escape_html_replaces_all_five);
     tcase_add_test(tc, list_escapes_every_record_field);
+    tcase_add_test(tc, parse_limit_cases);
+    tcase_add_test(tc, parse_period_cases);
+    tcase_add_test(tc, list_shows_tpm_quota_and_used_tokens);
+    tcase_add_test(tc, create_form_has_token_fields);
+    tcase_add_test(tc, created_view_shows_token_limits);
     tcase_add_test(tc, list_escapes_hostile_id_user_self_and_form);
     tcase_add_test(tc, created_escapes_and_shows_key_once_in_its_box);
     tcase_add_test(tc, created_escapes_a_hostile_key);
