@@ -33,4 +33,5 @@ tests/integration/test_gateway_forward.py \
 tests/integration/test_gateway_errors.py \
 tests/integration/test_badinput.py \
 tests/integration/test_hostile.py \
+tests/integration/test_multipart.py \
 tests/integration/test_gateway_keycache.py"
