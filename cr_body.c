@@ -200,6 +200,35 @@ static void cap_byte(cr_body_scan_t *s, unsigned char c)
     }
 }
 
+/* n bytes of plain text, as n calls of cap_byte store them. */
+static void cap_run(cr_body_scan_t *s, const unsigned char *p, apr_size_t n)
+{
+    if (s->capture == CAP_MODEL) {
+        apr_size_t room = CR_BODY_MAX_MODEL_LEN - s->model_len;
+        if (n > room) {
+            memcpy(s->model + s->model_len, p, room);
+            s->model_len += room;
+            s->model_state = 3;   /* too long: no need to keep decoding */
+            s->capture = CAP_NONE;
+            return;
+        }
+        memcpy(s->model + s->model_len, p, n);
+        s->model_len += n;
+    }
+    else {
+        apr_size_t room = sizeof(s->name) - s->cap_len;
+        if (n > room) {
+            memcpy(s->name + s->cap_len, p, room);
+            s->cap_len += room;
+            s->cap_over = 1;      /* not one of the names we look for */
+            s->capture = CAP_NONE;
+            return;
+        }
+        memcpy(s->name + s->cap_len, p, n);
+        s->cap_len += n;
+    }
+}
+
 static void cap_code_point(cr_body_scan_t *s, unsigned int cp)
 {
     if (cp < 0x80) {
@@ -497,6 +526,15 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
 #define VALUE_END(q) do { st = S_AFTER; \
                           if (s->depth <= 2) { watch_end(s, AT(q)); } \
                         } while (0)
+    /* The container closes at p (its '}' or ']'). */
+#define CLOSE() do { pop(s); p++; VALUE_END(p); } while (0)
+    /* A member name opens at p (its '"'). */
+#define NAME_OPEN() do { if (s->depth <= 2) { name_start(s); } \
+                         else { s->kind = K_NAME; s->capture = CAP_NONE; } \
+                         st = S_STR; p++; } while (0)
+    /* White space is skipped; anything else at p is refused. */
+#define WS_OR_FAIL(what) do { if (IS_WS(c)) { p++; } \
+                              else { FAIL(what, p); } } while (0)
 
     if (st == S_ERROR) {
         return 1;
@@ -505,14 +543,19 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
         unsigned char c = *p;
 
         switch (st) {
-        case S_STR:
-            if (s->capture == CAP_NONE) {
-                p = skip_plain(p, end);
-                if (p == end) {
-                    goto out;
-                }
-                c = *p;
+        case S_STR: {
+            /* Plain text up to the next byte that needs a look; a string
+             * being decoded (a watched member's name, the model) takes
+             * it in one copy. */
+            const unsigned char *stop = skip_plain(p, end);
+            if (s->capture != CAP_NONE && stop != p) {
+                cap_run(s, p, (apr_size_t)(stop - p));
             }
+            p = stop;
+            if (p == end) {
+                goto out;
+            }
+            c = *p;
             if (c == '"') {
                 p++;
                 if (s->kind == K_NAME) {
@@ -552,14 +595,12 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 p++;
                 st = S_STR_UTF8;
             }
-            else if (c < 0x20) {
+            else {
+                /* skip_plain stops at nothing else */
                 FAIL("a string contains a control character", p);
             }
-            else {
-                cap_byte(s, c);      /* capturing: plain text */
-                p++;
-            }
             break;
+        }
 
         case S_STR_UTF8:
             if (c < s->utf8_lo || c > s->utf8_hi) {
@@ -673,16 +714,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                     st = S_VALUE;
                 }
                 else if (p < end && *p == '"') {
-                    /* the usual ,"name" */
-                    if (s->depth <= 2) {
-                        name_start(s);
-                    }
-                    else {
-                        s->kind = K_NAME;
-                        s->capture = CAP_NONE;
-                    }
-                    st = S_STR;
-                    p++;
+                    NAME_OPEN();             /* the usual ,"name" */
                 }
                 else {
                     st = S_NAME;
@@ -693,25 +725,18 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                     FAIL(s->depth ? "unexpected character"
                                   : "data after the JSON value", p);
                 }
-                pop(s);
-                p++;
-                VALUE_END(p);
+                CLOSE();
             }
             else if (c == ']') {
                 if (s->depth == 0 || s->cur_object) {
                     FAIL(s->depth ? "unexpected character"
                                   : "data after the JSON value", p);
                 }
-                pop(s);
-                p++;
-                VALUE_END(p);
-            }
-            else if (IS_WS(c)) {
-                p++;
+                CLOSE();
             }
             else {
-                FAIL(s->depth ? "unexpected character"
-                              : "data after the JSON value", p);
+                WS_OR_FAIL(s->depth ? "unexpected character"
+                                    : "data after the JSON value");
             }
             break;
 
@@ -720,47 +745,29 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 st = S_VALUE;
                 p++;
             }
-            else if (IS_WS(c)) {
-                p++;
-            }
             else {
-                FAIL("unexpected character", p);
+                WS_OR_FAIL("unexpected character");
             }
             break;
 
         case S_NAME_OR_CLOSE:
             if (c == '}') {
-                pop(s);
-                p++;
-                VALUE_END(p);
+                CLOSE();
                 break;
             }
             /* fall through */
         case S_NAME:
             if (c == '"') {
-                if (s->depth <= 2) {
-                    name_start(s);
-                }
-                else {
-                    s->kind = K_NAME;
-                    s->capture = CAP_NONE;
-                }
-                st = S_STR;
-                p++;
-            }
-            else if (IS_WS(c)) {
-                p++;
+                NAME_OPEN();
             }
             else {
-                FAIL("unexpected character", p);
+                WS_OR_FAIL("unexpected character");
             }
             break;
 
         case S_VALUE_OR_CLOSE:
             if (c == ']') {
-                pop(s);
-                p++;
-                VALUE_END(p);
+                CLOSE();
                 break;
             }
             /* fall through */
@@ -976,6 +983,9 @@ out:
 #undef AT
 #undef FAIL
 #undef VALUE_END
+#undef CLOSE
+#undef NAME_OPEN
+#undef WS_OR_FAIL
 }
 
 cr_body_status_e cr_body_scan_finish(apr_pool_t *p, cr_body_scan_t *s,

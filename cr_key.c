@@ -4,6 +4,7 @@
  * cr_key.c: API keys (generation, hashing) and their JSON records.
  */
 
+#include <pthread.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -87,6 +88,60 @@ static const EVP_MD *sha256(void)
     return md;
 }
 
+/* One digest context per thread, made on the thread's first hash and
+ * kept: EVP_Digest makes and frees a context (and the provider's state in
+ * it) on every call, more than the compression of a key's one block
+ * costs.  pthread frees it when the thread ends. */
+static pthread_key_t md_ctx_key;
+static pthread_once_t md_ctx_once = PTHREAD_ONCE_INIT;
+static int md_ctx_key_made;
+
+static void md_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void md_ctx_key_make(void)
+{
+    md_ctx_key_made = pthread_key_create(&md_ctx_key, md_ctx_free) == 0;
+}
+
+/* This thread's context, or NULL (then EVP_Digest is used). */
+static EVP_MD_CTX *thread_md_ctx(void)
+{
+    EVP_MD_CTX *ctx;
+
+    if (pthread_once(&md_ctx_once, md_ctx_key_make) != 0
+        || !md_ctx_key_made) {
+        return NULL;
+    }
+    ctx = pthread_getspecific(md_ctx_key);
+    if (!ctx) {
+        ctx = EVP_MD_CTX_new();
+        if (ctx && pthread_setspecific(md_ctx_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            ctx = NULL;
+        }
+    }
+    return ctx;
+}
+
+/* SHA-256 of len bytes: EVP_DigestInit_ex2 on this thread's context
+ * (measured in docs/BENCHMARKS.md against EVP_Digest, SHA256() and
+ * EVP_Q_digest, which fetch or allocate on every call). */
+static int sha256_digest(const char *data, apr_size_t len,
+                         unsigned char *md, unsigned int *mdlen)
+{
+    EVP_MD_CTX *ctx = thread_md_ctx();
+
+    if (!ctx) {
+        return EVP_Digest(data, len, md, mdlen, sha256(), NULL);
+    }
+    return EVP_DigestInit_ex2(ctx, sha256(), NULL)
+           && EVP_DigestUpdate(ctx, data, len)
+           && EVP_DigestFinal_ex(ctx, md, mdlen);
+}
+
 const char *cr_key_hash(apr_pool_t *p, const char *key)
 {
     static const char hex[] = "0123456789abcdef";
@@ -95,7 +150,7 @@ const char *cr_key_hash(apr_pool_t *p, const char *key)
     char *out;
 
     if (key == NULL
-        || !EVP_Digest(key, strlen(key), md, &mdlen, sha256(), NULL)
+        || !sha256_digest(key, strlen(key), md, &mdlen)
         || mdlen * 2 != CR_KEY_HASH_HEX_LEN) {
         return NULL;
     }

@@ -476,6 +476,30 @@ static apr_status_t close_conn(void *data)
     return APR_SUCCESS;
 }
 
+/* sqlite3: write-ahead logging (kept in the file), so that httpd's
+ * readers (ClawdRouterKeyStore dbd, DBDriver sqlite3) never wait for, nor
+ * fail on, a writer such as this CLI: in the default journal mode, mod_dbd
+ * preparing its statements while a key is written gets "database is
+ * locked". */
+static apr_status_t sqlite_wal(cr_keysql_conn_t *c, apr_pool_t *p,
+                               const char **err)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rc;
+
+    rc = apr_dbd_select(c->driver, p, c->handle, &res,
+                        "PRAGMA journal_mode=WAL", 0);
+    if (rc != 0) {
+        *err = db_error(c, p, rc);
+        return APR_EGENERAL;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        /* one row: the journal mode now in force */
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t cr_keystore_sql_open(apr_pool_t *p, const char *spec,
                                   int create_table, cr_keystore_t **ks,
                                   const char **err)
@@ -521,6 +545,10 @@ apr_status_t cr_keystore_sql_open(apr_pool_t *p, const char *spec,
         if (rc != 0) {
             *err = db_error(c, p, rc);
             return APR_EGENERAL;
+        }
+        if (strcmp(drv, "sqlite3") == 0
+            && (rv = sqlite_wal(c, p, err)) != APR_SUCCESS) {
+            return rv;
         }
     }
     for (i = 0; i < CR_KEYSQL_NSTMTS; i++) {

@@ -161,7 +161,7 @@ static apr_uint32_t pack_labels(char *buf, int n, const char *const *values)
     for (i = 0; i < n; i++) {
         const char *v = values[i] ? values[i] : "";
         apr_size_t room = LABEL_BYTES - pos - (apr_size_t)(n - i);
-        apr_size_t len = strlen(v);
+        apr_size_t full = strlen(v), len = full;
 
         if (len > CR_METRICS_LABEL_MAX) {
             len = CR_METRICS_LABEL_MAX;
@@ -169,7 +169,7 @@ static apr_uint32_t pack_labels(char *buf, int n, const char *const *values)
         if (len > room) {
             len = room;
         }
-        while (len > 0 && len < strlen(v)
+        while (len > 0 && len < full
                && ((unsigned char)v[len] & 0xC0) == 0x80) {
             len--;
         }
@@ -288,7 +288,16 @@ void cr_metrics_count_request(cr_metrics_t *m, const char *key_id,
     if (!m) {
         return;
     }
-    apr_snprintf(code, sizeof(code), "%d", status);
+    if (status >= 100 && status <= 999) {
+        /* The usual HTTP status: three digits, without a format string. */
+        code[0] = (char)('0' + status / 100);
+        code[1] = (char)('0' + status / 10 % 10);
+        code[2] = (char)('0' + status % 10);
+        code[3] = '\0';
+    }
+    else {
+        apr_snprintf(code, sizeof(code), "%d", status);
+    }
     values[0] = key_id;
     values[1] = model;
     values[2] = upstream;

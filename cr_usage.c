@@ -12,6 +12,10 @@
 #include <string.h>
 #include <strings.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "cr_usage.h"
 
 /* JSON lexer states. */
@@ -45,40 +49,31 @@ enum {
 /* Longest count read (digits). */
 #define NUM_MAX_DIGITS 15
 
-/* The number of a name in the usage object, -1 for any other. */
+/* Is the member name just read this one? */
+#define KEY_IS(u, lit) ((u)->key_len == (int)sizeof(lit) - 1 \
+                        && memcmp((u)->key, lit, sizeof(lit) - 1) == 0)
+
+/* The number of a name in the usage object, -1 for any other (told apart
+ * by their lengths first). */
 static int usage_field(const cr_usage_t *u)
 {
-    static const struct {
-        const char *name;
-        int field;
-    } names[] = {
-        { "prompt_tokens", CR_USAGE_F_INPUT },
-        { "input_tokens", CR_USAGE_F_INPUT },
-        { "completion_tokens", CR_USAGE_F_OUTPUT },
-        { "output_tokens", CR_USAGE_F_OUTPUT },
-        { "cache_creation_input_tokens", CR_USAGE_F_CACHE_CREATION },
-        { "cache_read_input_tokens", CR_USAGE_F_CACHE_READ },
-    };
-    size_t i;
-
-    if (u->key_len <= 0) {
+    switch (u->key_len) {
+    case sizeof("prompt_tokens") - 1:          /* also "output_tokens" */
+        return KEY_IS(u, "prompt_tokens") ? CR_USAGE_F_INPUT
+               : KEY_IS(u, "output_tokens") ? CR_USAGE_F_OUTPUT : -1;
+    case sizeof("input_tokens") - 1:
+        return KEY_IS(u, "input_tokens") ? CR_USAGE_F_INPUT : -1;
+    case sizeof("completion_tokens") - 1:
+        return KEY_IS(u, "completion_tokens") ? CR_USAGE_F_OUTPUT : -1;
+    case sizeof("cache_creation_input_tokens") - 1:
+        return KEY_IS(u, "cache_creation_input_tokens")
+               ? CR_USAGE_F_CACHE_CREATION : -1;
+    case sizeof("cache_read_input_tokens") - 1:
+        return KEY_IS(u, "cache_read_input_tokens")
+               ? CR_USAGE_F_CACHE_READ : -1;
+    default:
         return -1;
     }
-    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if ((size_t)u->key_len == strlen(names[i].name)
-            && memcmp(u->key, names[i].name, (size_t)u->key_len) == 0) {
-            return names[i].field;
-        }
-    }
-    return -1;
-}
-
-static int key_is(const cr_usage_t *u, const char *name)
-{
-    size_t n = strlen(name);
-
-    return u->key_len >= 0 && (size_t)u->key_len == n
-           && memcmp(u->key, name, n) == 0;
 }
 
 /* The JSON state at the start of a document. */
@@ -142,25 +137,25 @@ static void value_start(cr_usage_t *u, char c)
                        ? usage_field(u) : -1;
     }
     if (u->depth == 1) {
-        if (c == '{' && key_is(u, "usage")) {
+        if (c == '{' && KEY_IS(u, "usage")) {
             u->usage_depth = 2;
         }
-        else if (c == '[' && key_is(u, "choices")) {
+        else if (c == '[' && KEY_IS(u, "choices")) {
             u->choices = 1;
         }
         u->top_key = TOP_OTHER;
         if (c == '{') {
-            if (key_is(u, "message")) {
+            if (KEY_IS(u, "message")) {
                 u->top_key = TOP_MESSAGE;
             }
-            else if (key_is(u, "response")) {
+            else if (KEY_IS(u, "response")) {
                 u->top_key = TOP_RESPONSE;
             }
         }
     }
     else if (u->depth == 2 && c == '{' && u->top_key != TOP_OTHER
              && !u->usage_depth && level_is_object(u, 2)
-             && key_is(u, "usage")) {
+             && KEY_IS(u, "usage")) {
         u->usage_depth = 3;
     }
     if (u->usage_depth && u->depth + 1 == u->usage_depth && c == '{') {
@@ -226,7 +221,7 @@ static void number_end(cr_usage_t *u)
 
 /* One byte of JSON.  Returns 1 when the current event has just shown a
  * non-empty "choices". */
-static int json_byte(cr_usage_t *u, char c)
+static inline int json_byte(cr_usage_t *u, char c)
 {
     int keep = 0;
 
@@ -354,6 +349,126 @@ static int json_byte(cr_usage_t *u, char c)
     return keep;
 }
 
+/* The first byte at or after p that is a or b, or end.  Most of a
+ * response is the text of strings, which only '"' and '\\' end (and the
+ * data lines of a stream, which only a line end ends): looked at sixteen
+ * bytes at a time where SSE2 is there. */
+static const char *find2(const char *p, const char *end, char a, char b)
+{
+#if defined(__SSE2__)
+    const __m128i va = _mm_set1_epi8(a);
+    const __m128i vb = _mm_set1_epi8(b);
+
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned int m = (unsigned int)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(x, va), _mm_cmpeq_epi8(x, vb)));
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+        p += 16;
+    }
+#endif
+    while (p < end && *p != a && *p != b) {
+        p++;
+    }
+    return p;
+}
+
+/* The bytes [p, end) of JSON, exactly as json_byte reads them one by one,
+ * but the text of a string or a member name in one step, and white space
+ * and a string's closing quote without a call.  With stop_on_keep,
+ * returns just after the byte that showed a non-empty "choices" (*kept
+ * set); else end. */
+static const char *json_run(cr_usage_t *u, const char *p, const char *end,
+                            int stop_on_keep, int *kept)
+{
+    while (p < end) {
+        const char *q;
+        char c;
+
+        switch (u->lex) {
+        case LX_STR:
+            p = find2(p, end, '"', '\\');
+            if (p == end) {
+                return end;
+            }
+            u->lex = *p++ == '"' ? LX_NORMAL : LX_STR_ESC;
+            continue;
+        case LX_KEY:
+            q = find2(p, end, '"', '\\');
+            if (u->key_len >= 0) {
+                apr_size_t n = (apr_size_t)(q - p);
+                if (n <= (apr_size_t)(CR_USAGE_KEY_MAX - u->key_len)) {
+                    memcpy(u->key + u->key_len, p, n);
+                    u->key_len += (int)n;
+                }
+                else {
+                    u->key_len = -1;    /* longer than any name looked for */
+                }
+            }
+            p = q;
+            if (p == end) {
+                return end;
+            }
+            break;                      /* json_byte: its '"' or '\\' */
+        case LX_NORMAL:
+            c = *p;
+            if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+                p++;
+                continue;
+            }
+            if (u->choices == 1) {
+                break;                  /* json_byte: the byte after '[' */
+            }
+            /* What json_byte does with the most frequent bytes. */
+            switch (c) {
+            case ':':
+                u->expect_key = 0;
+                p++;
+                continue;
+            case ',':
+                if (level_is_object(u, u->depth)) {
+                    u->expect_key = 1;
+                }
+                u->key_len = -1;
+                u->field_idx = -1;
+                p++;
+                continue;
+            case '"':
+                if (u->expect_key && level_is_object(u, u->depth)) {
+                    u->key_len = 0;
+                    u->lex = LX_KEY;
+                    p++;
+                    continue;
+                }
+                break;
+            case '{':
+            case '[':
+            case '}':
+            case ']':
+                break;
+            default:
+                /* A number or a literal outside a usage object: nothing
+                 * to read. */
+                if (!u->usage_depth) {
+                    p++;
+                    continue;
+                }
+                break;
+            }
+            break;
+        default:
+            break;
+        }
+        if (json_byte(u, *p++) && stop_on_keep) {
+            *kept = 1;
+            return p;
+        }
+    }
+    return end;
+}
+
 /* The end of an event (its blank line). */
 static void event_end(cr_usage_t *u)
 {
@@ -369,15 +484,14 @@ apr_size_t cr_usage_feed(cr_usage_t *u, const char *data, apr_size_t len,
 {
     cr_usage_signal_e unused;
     apr_size_t i;
+    int kept = 0;
 
     if (!signal) {
         signal = &unused;
     }
     *signal = CR_USAGE_SIG_NONE;
     if (u->format == CR_USAGE_JSON) {
-        for (i = 0; i < len; i++) {
-            (void)json_byte(u, data[i]);
-        }
+        (void)json_run(u, data, data + len, 0, &kept);
         return len;
     }
 
@@ -474,9 +588,16 @@ apr_size_t cr_usage_feed(cr_usage_t *u, const char *data, apr_size_t len,
                 (void)json_byte(u, '\n');
                 u->sse = c == '\r' ? SSE_CR : SSE_LINE_START;
             }
-            else if (json_byte(u, c) && u->signals) {
-                *signal = CR_USAGE_SIG_KEEP;
-                return i + 1;
+            else {
+                /* The rest of the line (or of the piece) at once. */
+                const char *eol = find2(data + i, data + len, '\n', '\r');
+                const char *q = json_run(u, data + i, eol, u->signals,
+                                         &kept);
+                if (kept) {
+                    *signal = CR_USAGE_SIG_KEEP;
+                    return (apr_size_t)(q - data);
+                }
+                i = (apr_size_t)(eol - data) - 1;   /* the loop's i++ */
             }
             break;
         case SSE_SKIP:

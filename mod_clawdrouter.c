@@ -47,6 +47,7 @@
 #include "cr_key.h"
 #include "cr_keycache.h"
 #include "cr_keystore.h"
+#include "mod_clawdrouter_keystore.h"
 #include "cr_rate.h"
 #include "cr_ratestore.h"
 #include "cr_reqid.h"
@@ -68,12 +69,13 @@ static ap_filter_rec_t *headers_filter_handle;
 /* The gateway                                                         */
 /* ------------------------------------------------------------------ */
 
-/* The upstream URL for a request: the path below the enabling <Location>
- * (decoded and normalized by httpd) appended to the upstream's URL.
- * mod_proxy's canonicalisation escapes it once again, as for ProxyPass,
- * and adds the query string. */
-static const char *upstream_url(request_rec *r, const cr_dir_conf *dconf,
-                                const cr_upstream_t *up)
+/* The file name that hands a request to mod_proxy: "proxy:" and the
+ * upstream URL, the path below the enabling <Location> (decoded and
+ * normalized by httpd) appended to the upstream's URL.  mod_proxy's
+ * canonicalisation escapes it once again, as for ProxyPass, and adds the
+ * query string. */
+static char *proxy_filename(request_rec *r, const cr_dir_conf *dconf,
+                            const cr_upstream_t *up)
 {
     const char *suffix = r->uri;
     const char *loc = dconf->location;
@@ -84,10 +86,8 @@ static const char *upstream_url(request_rec *r, const cr_dir_conf *dconf,
             suffix = r->uri + n;
         }
     }
-    if (*suffix && *suffix != '/') {
-        suffix = apr_pstrcat(r->pool, "/", suffix, NULL);
-    }
-    return apr_pstrcat(r->pool, up->url, suffix, NULL);
+    return apr_pstrcat(r->pool, "proxy:", up->url,
+                       *suffix && *suffix != '/' ? "/" : "", suffix, NULL);
 }
 
 /* Before anything counts: a body framed by anything but one "chunked"
@@ -181,6 +181,11 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
                           apr_psprintf(r->pool, "Invalid API key: %s.",
                                        cr_cred_mask(r->pool, key)));
     case CR_KEYSTORE_UNAVAILABLE:
+        if (cr_keystore_dbd_log_unavailable(r, sconf->keystore, errbuf)) {
+            /* the dbd store's line, at most one per interval */
+            return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE,
+                                         NULL);
+        }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0102)
                       "key store %s cannot be read: %s",
                       sconf->keystore->name, errbuf);
@@ -337,8 +342,7 @@ static int clawdrouter_fixups(request_rec *r)
                                r->connection);
     apr_table_setn(r->headers_in, "Request-Id", ctx->request_id);
     apr_table_setn(r->headers_in, "X-Request-Id", ctx->request_id);
-    r->filename = apr_pstrcat(r->pool, "proxy:",
-                              upstream_url(r, dconf, ctx->upstream), NULL);
+    r->filename = proxy_filename(r, dconf, ctx->upstream);
     r->handler = "proxy-server";
     r->proxyreq = PROXYREQ_REVERSE;
     ctx->forwarded = 1;
@@ -354,7 +358,7 @@ static int clawdrouter_fixups(request_rec *r)
  * merged by ap_normalize_path, then the rest decoded by ap_unescape_url_ex
  * under the server's AllowEncodedSlashes.  NULL when httpd will refuse the
  * path (400 or 404) before any location walk. */
-static char *uri_as_walked(request_rec *r)
+static const char *uri_as_walked(request_rec *r)
 {
     core_server_config *csconf = ap_get_core_module_config(
         r->server->module_config);
@@ -362,7 +366,20 @@ static char *uri_as_walked(request_rec *r)
         r->server->lookup_defaults);
     unsigned int nflags = AP_NORMALIZE_NOT_ABOVE_ROOT;
     unsigned int uflags = AP_UNESCAPE_URL_KEEP_UNRESERVED;
-    char *uri = apr_pstrdup(r->pool, r->uri);
+    const char *c;
+    char *uri;
+
+    /* The usual path: no escape, no dot segment, no doubled slash.  Each
+     * step below leaves such a path as it is, so it needs no copy. */
+    for (c = r->uri; *c != '%'; c++) {
+        if (*c == '\0') {
+            return r->uri;
+        }
+        if (c[0] == '/' && (c[1] == '.' || c[1] == '/')) {
+            break;
+        }
+    }
+    uri = apr_pstrdup(r->pool, r->uri);
 
     if (csconf->merge_slashes != AP_CORE_CONFIG_OFF) {
         nflags |= AP_NORMALIZE_MERGE_SLASHES;
@@ -395,7 +412,7 @@ static int uri_in_gateway_location(request_rec *r, int *refused)
 {
     cr_server_conf *sconf = ap_get_module_config(r->server->module_config,
                                                  &clawdrouter_module);
-    char *uri;
+    const char *uri;
     int i;
 
     if (refused) {
@@ -444,8 +461,13 @@ static void take_credentials(request_rec *r)
 
     ctx->authorization = apr_table_get(r->headers_in, "Authorization");
     ctx->x_api_key = apr_table_get(r->headers_in, "x-api-key");
-    apr_table_unset(r->headers_in, "Authorization");
-    apr_table_unset(r->headers_in, "x-api-key");
+    /* A header apr_table_get did not find is not there to take out. */
+    if (ctx->authorization) {
+        apr_table_unset(r->headers_in, "Authorization");
+    }
+    if (ctx->x_api_key) {
+        apr_table_unset(r->headers_in, "x-api-key");
+    }
 }
 
 /* The client's key must not reach even httpd's own trace4 dump of the
@@ -801,7 +823,13 @@ static void key_store_child_init(apr_pool_t *p, server_rec *main_server)
             continue;
         }
         ks = apr_hash_get(by_store, sconf->key_store, APR_HASH_KEY_STRING);
-        if (!ks) {
+        if (!ks && strcmp(sconf->key_store, CR_KEYSTORE_DBD_SPEC) == 0) {
+            /* mod_dbd's connections; no record cache */
+            ks = cr_keystore_dbd_create(p);
+            apr_hash_set(by_store, sconf->key_store, APR_HASH_KEY_STRING,
+                         ks);
+        }
+        else if (!ks) {
             rv = cr_keystore_dbm_create(p, sconf->key_store, entries,
                                         CR_KEYCACHE_SETTLE, &ks);
             if (rv != APR_SUCCESS) {
@@ -853,6 +881,9 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(clawdrouter_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Resolve routes, create the rate store. */
     ap_hook_post_config(clawdrouter_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* ClawdRouterKeyStore dbd needs mod_dbd and a DBDriver. */
+    ap_hook_post_config(cr_keystore_dbd_post_config, NULL, NULL,
+                        APR_HOOK_MIDDLE);
     /* Every ClawdRouterModel names an upstream. */
     ap_hook_post_config(cr_models_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* The console's CSRF secret, made once in the parent. */

@@ -20,6 +20,7 @@
 #include "apr_lib.h"
 
 #include "mod_clawdrouter.h"
+#include "mod_clawdrouter_keystore.h"
 #include "cr_keycache.h"
 #include "cr_metrics.h"
 #include "cr_models.h"
@@ -160,9 +161,14 @@ static const char *cmd_key_store(cmd_parms *cmd, void *dummy,
     const char *type, *path;
 
     (void)dummy;
+    if (strcasecmp(arg, CR_KEYSTORE_DBD_SPEC) == 0) {
+        /* SQL through mod_dbd (mod_clawdrouter_keystore.c) */
+        conf->key_store = CR_KEYSTORE_DBD_SPEC;
+        return cr_keystore_dbd_configure(cmd);
+    }
     if (cr_store_parse_spec(cmd->pool, arg, &type, &path) != APR_SUCCESS) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not TYPE:PATH "
-                            "(e.g. sdbm:/var/lib/clawdrouter/keys)",
+                            "(e.g. sdbm:/var/lib/clawdrouter/keys) or dbd",
                             cmd->cmd->name, arg);
     }
     conf->key_store = apr_pstrcat(cmd->pool, type, ":",

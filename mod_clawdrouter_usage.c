@@ -76,12 +76,17 @@ void cr_usage_finish(request_rec *r, cr_request_ctx *ctx)
         ctx->usage_seen = 1;
         ctx->input_tokens = in;
         ctx->output_tokens = out;
-        apr_table_setn(r->subprocess_env, CR_ENV_INPUT_TOKENS,
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, in));
-        apr_table_setn(r->subprocess_env, CR_ENV_OUTPUT_TOKENS,
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, out));
-        apr_table_setn(r->subprocess_env, CR_ENV_TOTAL_TOKENS,
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, in + out));
+        /* Added, not set: this runs once per request (usage_done), and
+         * apr_table_setn would compare the name with every CLAWDROUTER_
+         * variable already there (they share apr_table's checksum).
+         * apr_off_t is 64 bits here (as APR_INT64_T_FMT): no format string
+         * to parse. */
+        apr_table_addn(r->subprocess_env, CR_ENV_INPUT_TOKENS,
+                       apr_off_t_toa(r->pool, (apr_off_t)in));
+        apr_table_addn(r->subprocess_env, CR_ENV_OUTPUT_TOKENS,
+                       apr_off_t_toa(r->pool, (apr_off_t)out));
+        apr_table_addn(r->subprocess_env, CR_ENV_TOTAL_TOKENS,
+                       apr_off_t_toa(r->pool, (apr_off_t)(in + out)));
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0701)
                       "usage of the response: %" APR_INT64_T_FMT " input, %"
                       APR_INT64_T_FMT " output tokens%s", in, out,
@@ -370,18 +375,23 @@ apr_status_t cr_usage_prepare_request(request_rec *r, cr_request_ctx *ctx,
     return APR_SUCCESS;
 }
 
+/* The filter's handle from registration: added by handle, its name is
+ * not looked up on every request. */
+static ap_filter_rec_t *usage_filter_handle;
+
 void cr_usage_insert_filter(request_rec *r, cr_request_ctx *ctx)
 {
     cr_usage_filter_t *fc = apr_pcalloc(r->pool, sizeof(*fc));
 
     ctx->usage_filter = fc;
-    ap_add_output_filter(CR_FILTER_USAGE, fc, r, r->connection);
+    ap_add_output_filter_handle(usage_filter_handle, fc, r, r->connection);
 }
 
 void cr_usage_register_filter(void)
 {
     /* A resource filter: it sees the response before any content-set
      * filter (mod_deflate) changes it. */
-    ap_register_output_filter(CR_FILTER_USAGE, usage_filter, NULL,
-                              AP_FTYPE_RESOURCE);
+    usage_filter_handle = ap_register_output_filter(CR_FILTER_USAGE,
+                                                    usage_filter, NULL,
+                                                    AP_FTYPE_RESOURCE);
 }

@@ -16,8 +16,12 @@ from harness import registry                                  # noqa: E402
 from harness.gateway import (Gateway, base_dir, UPSTREAM_CREDENTIALS)  # noqa: E402
 from harness.logcheck import bad_lines, find_secrets           # noqa: E402
 from harness.mock_upstream import MockUpstream                 # noqa: E402
+from harness.dbstore import key_store_for                      # noqa: E402
 
 DEFAULT_MPMS = ("event", "prefork")
+# The SQL key stores a suite marked @pytest.mark.keystores runs against
+# too, besides the DBM store: under the event MPM only (CI time).
+SQL_KEYSTORES = ("dbd-pgsql", "dbd-sqlite3")
 
 
 def pytest_configure(config):
@@ -25,17 +29,33 @@ def pytest_configure(config):
         "markers", "allow_log(*patterns): allowed error-log substrings")
     config.addinivalue_line(
         "markers", "mpm(*names): MPMs for the gateway fixture")
+    config.addinivalue_line(
+        "markers", "keystores(*kinds): key stores for the gateway fixture "
+        "besides DBM (default dbd-pgsql and dbd-sqlite3; 'dbm' alone: none)")
+
+
+def gateway_params(node, mpms):
+    """The `gateway` fixture's parameters: "MPM" (DBM store) for each MPM,
+    and "event+KIND" for each SQL key store of a keystores marker."""
+    params = list(mpms)
+    marker = node.get_closest_marker("keystores")
+    if marker is not None:
+        kinds = marker.args or SQL_KEYSTORES
+        params += ["event+" + k for k in kinds if k != "dbm"]
+    return params
 
 
 def pytest_generate_tests(metafunc):
     """Parametrise the `gateway` fixture over the MPMs (default event and
     prefork; @pytest.mark.mpm("worker") or a module-level
-    `pytestmark = pytest.mark.mpm(...)` changes that)."""
+    `pytestmark = pytest.mark.mpm(...)` changes that), and with
+    @pytest.mark.keystores over the SQL key stores too (event only)."""
     if "gateway" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("mpm")
         mpms = marker.args if marker else DEFAULT_MPMS
-        metafunc.parametrize("gateway", list(mpms), indirect=True,
-                             scope="module")
+        metafunc.parametrize("gateway",
+                             gateway_params(metafunc.definition, mpms),
+                             indirect=True, scope="module")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,10 +99,12 @@ def upstream():
 
 @pytest.fixture(scope="module")
 def gateway(request, upstream):
-    """A started Gateway with the default configuration, one per MPM and
-    test module."""
-    gw = Gateway(mpm=request.param, upstream=upstream,
-                 name=request.module.__name__.rsplit(".", 1)[-1])
+    """A started Gateway with the default configuration, one per MPM (and
+    key store, see gateway_params) and test module."""
+    mpm, _, kind = request.param.partition("+")
+    gw = Gateway(mpm=mpm, upstream=upstream,
+                 name=request.module.__name__.rsplit(".", 1)[-1],
+                 key_store=key_store_for(request, kind))
     gw.start()
     yield gw
     gw.stop()

@@ -123,6 +123,9 @@ class Gateway:
     rate_store, rate_store_failure: ClawdRouterRateStore(Failure), None = unset.
     upstreams: replace the default upstream/route block (text), or None.
     module:    False builds a plain ProxyPass config (harness self-test only).
+    key_store: None (a DBM store in keys/) or a harness.dbstore.DBStore
+               (ClawdRouterKeyStore dbd through mod_dbd; the CLI calls go to
+               the same database).
     """
 
     def __init__(self, workdir=None, mpm="event", upstream=None,
@@ -130,8 +133,9 @@ class Gateway:
                  log_level="trace8", rate_store=None, rate_store_failure=None,
                  max_body=None, default_rpm=None, upstreams=None,
                  location="/v1", module=True, build_dir=None, name=None,
-                 after_location_conf=""):
+                 after_location_conf="", key_store=None):
         self.mpm = mpm
+        self.key_store = key_store
         self.upstream = upstream
         self.extra_server_conf = extra_server_conf
         self.extra_location_conf = extra_location_conf
@@ -163,7 +167,8 @@ class Gateway:
         self.access_log_path = os.path.join(self.logs_dir, "access.log")
         self.keys_dir = os.path.join(self.root, "keys")
         self.store_path = os.path.join(self.keys_dir, "store")
-        self.store_spec = "sdbm:" + self.store_path
+        self.store_spec = ("sdbm:" + self.store_path if key_store is None
+                           else key_store.cli_spec)
         self.credential_file = os.path.join(self.root, "upstream-credential")
         self.allowed_log = []         # patterns allowed for this gateway's life
         self.log_checked_offset = 0   # error log bytes already checked
@@ -223,6 +228,8 @@ class Gateway:
             "LoadModule proxy_module %s/mod_proxy.so" % m,
             "LoadModule proxy_http_module %s/mod_proxy_http.so" % m,
         ]
+        if self.module and self.key_store is not None:
+            lines.append(self.key_store.load_conf())
         if self.module:
             lines.append("LoadModule clawdrouter_module %s" % self.module_path)
         if IS_ROOT:
@@ -242,7 +249,10 @@ class Gateway:
             "</Directory>",
         ]
         if self.module:
-            lines.append("ClawdRouterKeyStore %s" % self.store_spec)
+            if self.key_store is None:
+                lines.append("ClawdRouterKeyStore %s" % self.store_spec)
+            else:
+                lines.append(self.key_store.server_conf())
             lines.append(self.upstream_block())
             if self.max_body is not None:
                 lines.append("ClawdRouterMaxBodySize %d" % self.max_body)
@@ -407,6 +417,8 @@ class Gateway:
         p = subprocess.run(cmd + [str(a) for a in args], capture_output=True,
                            text=True, timeout=30, env=e)
         self._fix_store_permissions()
+        if self.key_store is not None:
+            self.key_store.fix_permissions()
         for k in re.findall(r"sk-[A-Za-z0-9]{20,}", p.stdout):
             registry.add_key(k)
         if check and p.returncode != 0:
@@ -496,7 +508,9 @@ class Gateway:
         self.stop()
 
     def __repr__(self):
-        return "<Gateway %s %s %s>" % (self.mpm, self.url, self.root)
+        return "<Gateway %s %s %s%s>" % (
+            self.mpm, self.url, self.root,
+            "" if self.key_store is None else " " + self.key_store.kind)
 
 
 def _make_traversable(path):

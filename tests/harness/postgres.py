@@ -104,9 +104,13 @@ class Postgres:
 
     def psql(self, sql):
         """Run sql; the rows as lists of strings (unaligned, tab-separated)."""
+        return self.psql_db(DBNAME, sql)
+
+    def psql_db(self, dbname, sql):
+        """psql() in the database dbname."""
         p = self._run(PSQL, "-X", "-q", "-A", "-t", "-F", "\t", "-v",
                       "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
-                      str(self.port), "-U", self.dbuser, "-d", DBNAME,
+                      str(self.port), "-U", self.dbuser, "-d", dbname,
                       "-c", sql)
         return [line.split("\t") for line in p.stdout.splitlines() if line]
 

@@ -45,9 +45,13 @@ FIGURES = [
     r"body plain_string\s+\d+ B  plain\s+%s  gateway\s+%s  paired %s" % (
         NUM, NUM, NUM),
     r"callgrind chat_1k\s+1024 B  plain\s+%s \(%s/B\)  gateway\s+%s  "
-    r"module\s+%s \(%s/B\)" % (NUM, NUM, NUM, NUM, NUM),
+    r"module\s+%s \(%s/B\)  less body read\s+%s \(%s/B\)"
+    % (NUM, NUM, NUM, NUM, NUM, NUM, NUM),
     r"callgrind claude_code\s+\d+ B  plain\s+%s \(%s/B\)  gateway\s+%s  "
-    r"module\s+%s \(%s/B\)" % (NUM, NUM, NUM, NUM, NUM),
+    r"module\s+%s \(%s/B\)  less body read\s+%s \(%s/B\)"
+    % (NUM, NUM, NUM, NUM, NUM, NUM, NUM),
+    r"less the body read\s+%s\s+\(%s per body byte\)" % (NUM, NUM),
+    r"clawdrouter_proxy_fixups\s+%s" % NUM,
     r"first event gateway/plain: %s" % NUM,
 ]
 

@@ -26,6 +26,7 @@ import requests
 
 from harness import registry
 from harness.client import assert_error, call
+from harness.dbstore import key_store_for
 from harness.gateway import MODULES_DIR
 
 CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; "
@@ -84,11 +85,12 @@ def store_writable_by_httpd(gw):
         os.chown(os.path.join(gw.keys_dir, fn), pw.pw_uid, pw.pw_gid)
 
 
-def start_console_gateway(factory, mpm, name):
-    """A started gateway with the console; returns (gw, {user: password})."""
+def start_console_gateway(factory, mpm, name, key_store=None):
+    """A started gateway with the console; returns (gw, {user: password}).
+    key_store: None (DBM) or a harness.dbstore.DBStore."""
     users = {USER: secrets.token_urlsafe(18),
              OTHER_USER: secrets.token_urlsafe(18)}
-    gw = factory(start=False, mpm=mpm, name=name)
+    gw = factory(start=False, mpm=mpm, name=name, key_store=key_store)
     htpasswd = os.path.join(gw.root, "htpasswd")
     write_htpasswd(htpasswd, users)
     gw.reconfigure(extra_server_conf=console_conf(htpasswd))
@@ -145,10 +147,15 @@ class Console:
         return m.group(1), keys[0], r
 
 
-@pytest.fixture(scope="module", params=["event", "prefork"])
+# The DBM store under both MPMs; the SQL stores through mod_dbd (the
+# console's create, list and revoke as prepared statements) under event.
+@pytest.fixture(scope="module", params=["event", "prefork", "event+dbd-pgsql",
+                                        "event+dbd-sqlite3"])
 def console_gw(request, make_module_gateway):
-    gw, users = start_console_gateway(make_module_gateway, request.param,
-                                      "console-http")
+    mpm, _, kind = request.param.partition("+")
+    gw, users = start_console_gateway(make_module_gateway, mpm,
+                                      "console-http",
+                                      key_store_for(request, kind))
     gw.console_users = users
     return gw
 

@@ -16,6 +16,9 @@ from harness import (ANTHROPIC_PATH, OPENAI_PATH, anthropic_headers,
                      http_request_bytes, messages_body, openai_headers, post,
                      raw_request, RawResponse)
 
+# Also against the SQL key stores (dbd-pgsql, dbd-sqlite3; event MPM).
+pytestmark = pytest.mark.keystores()
+
 PROTOCOLS = ["openai", "anthropic"]
 
 
@@ -248,6 +251,7 @@ def test_body_over_default_limit(gateway, upstream, key, protocol):
 
 # ---- 500: key store unusable ----------------------------------------
 
+@pytest.mark.keystores("dbm")     # breaks DBM files (dbd: test_keystore_dbd)
 @pytest.mark.allow_log("CR0102", "CR0103")
 @pytest.mark.parametrize("breakage", ["missing", "not-a-directory",
                                       "unreadable"])

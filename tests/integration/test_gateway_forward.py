@@ -15,6 +15,9 @@ from harness import (ANTHROPIC_CREDENTIAL, ANTHROPIC_PATH, ANTHROPIC_VERSION,
                      REQUEST_ID_RE, anthropic_headers, chat_body,
                      messages_body, openai_headers, post)
 
+# Also against the SQL key stores (dbd-pgsql, dbd-sqlite3; event MPM).
+pytestmark = pytest.mark.keystores()
+
 
 @pytest.fixture(scope="module")
 def key(gateway):
