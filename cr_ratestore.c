@@ -197,34 +197,56 @@ const char *cr_ratestore_cmd_shm_entries(cmd_parms *cmd, void *dummy,
 /* Outage reporting: one line per interval per process                 */
 /* ------------------------------------------------------------------ */
 
+static server_rec *main_server;                 /* for lines without r */
+static cr_ratestore_kind_e configured_kind;     /* even if child_init failed */
+
 static apr_status_t store_failed(request_rec *r, apr_status_t rv,
                                  const char *what)
 {
     apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
     apr_uint32_t last = apr_atomic_read32(&outage_logged_at);
+    server_rec *s = r ? r->server : main_server;
 
     apr_atomic_set32(&store_down, 1);
-    if ((last == 0 || now - last >= OUTAGE_LOG_EVERY)
+    if (s && (last == 0 || now - last >= OUTAGE_LOG_EVERY)
         && apr_atomic_cas32(&outage_logged_at, now, last) == last) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0201)
-                      "rate store %s unreachable (%s); requests are %s "
-                      "while it is down (logged at most every %d s)",
-                      main_conf(r->server)->rate_store, what,
-                      main_conf(r->server)->rate_failure
-                          == CR_RATE_FAIL_CLOSED ? "refused (503)"
-                                                 : "served unlimited",
-                      OUTAGE_LOG_EVERY);
+        const char *policy = main_conf(s)->rate_failure
+                             == CR_RATE_FAIL_CLOSED ? "refused (503)"
+                                                    : "served unlimited";
+        if (r) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0201)
+                          "rate store %s unreachable (%s); requests are %s "
+                          "while it is down (logged at most every %d s)",
+                          main_conf(s)->rate_store, what, policy,
+                          OUTAGE_LOG_EVERY);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CRLOGNO(0722)
+                         "rate store %s unreachable (%s); requests are %s "
+                         "while it is down (logged at most every %d s)",
+                         main_conf(s)->rate_store, what, policy,
+                         OUTAGE_LOG_EVERY);
+        }
     }
     return rv == APR_SUCCESS ? APR_EGENERAL : rv;
 }
 
 static void store_worked(request_rec *r)
 {
+    server_rec *s = r ? r->server : main_server;
+
     if (apr_atomic_read32(&store_down)
-        && apr_atomic_cas32(&store_down, 0, 1) == 1) {
-        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, CRLOGNO(0202)
-                      "rate store %s reachable again",
-                      main_conf(r->server)->rate_store);
+        && apr_atomic_cas32(&store_down, 0, 1) == 1 && s) {
+        if (r) {
+            ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, CRLOGNO(0202)
+                          "rate store %s reachable again",
+                          main_conf(s)->rate_store);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, CRLOGNO(0723)
+                         "rate store %s reachable again",
+                         main_conf(s)->rate_store);
+        }
         apr_atomic_set32(&outage_logged_at, 0);
     }
 }
@@ -780,6 +802,10 @@ int cr_ratestore_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     apr_atomic_set32(&store_down, 0);
     apr_atomic_set32(&outage_logged_at, 0);
+    main_server = s;
+    configured_kind = backend == &redis_backend ? CR_RATESTORE_REDIS
+                      : backend == &memcache_backend ? CR_RATESTORE_MEMCACHE
+                      : CR_RATESTORE_SHM;
     return backend->post_config(pconf, s) == APR_SUCCESS
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -798,4 +824,48 @@ apr_status_t cr_ratestore_take(request_rec *r, const char *key_id,
         return store_failed(r, APR_EINIT, "not initialised");
     }
     return backend->take(r, key_id, rpm, result);
+}
+
+/* ------------------------------------------------------------------ */
+/* For the token counts (cr_tokenshared.c)                             */
+/* ------------------------------------------------------------------ */
+
+cr_ratestore_kind_e cr_ratestore_kind(void)
+{
+    return configured_kind;
+}
+
+struct apr_memcache_t *cr_ratestore_memcache(void)
+{
+    return memcache;
+}
+
+void cr_ratestore_redis_addr(const char **host, apr_port_t *port)
+{
+    const remote_server *srv = &APR_ARRAY_IDX(remote_servers, 0,
+                                              remote_server);
+
+    *host = srv->host;
+    *port = srv->port;
+}
+
+int cr_ratestore_revive(void)
+{
+    return revive_servers();
+}
+
+int cr_ratestore_any_live(void)
+{
+    return any_server_live();
+}
+
+apr_status_t cr_ratestore_failed(request_rec *r, apr_status_t rv,
+                                 const char *what)
+{
+    return store_failed(r, rv, what);
+}
+
+void cr_ratestore_worked(request_rec *r)
+{
+    store_worked(r);
 }

@@ -45,4 +45,28 @@ void cr_ratestore_child_init(apr_pool_t *p, server_rec *s);
 apr_status_t cr_ratestore_take(request_rec *r, const char *key_id,
                                apr_int64_t rpm, cr_rate_result_t *result);
 
+/* For the token counts that live in the same store (cr_tokenshared.c). */
+typedef enum {
+    CR_RATESTORE_SHM = 0,
+    CR_RATESTORE_MEMCACHE,
+    CR_RATESTORE_REDIS
+} cr_ratestore_kind_e;
+
+/* Which store serves this process (after post_config). */
+cr_ratestore_kind_e cr_ratestore_kind(void);
+/* memcache: the client of this child (NULL before child_init). */
+struct apr_memcache_t *cr_ratestore_memcache(void);
+/* redis: the server's address. */
+void cr_ratestore_redis_addr(const char **host, apr_port_t *port);
+/* memcache: are servers worth trying (apr-util's dead marks lifted unless
+ * one timed out less than 5 s ago)?  Is any marked live? */
+int cr_ratestore_revive(void);
+int cr_ratestore_any_live(void);
+/* Report a failure of the store (the outage line, at most once per 10 s
+ * per process; r may be NULL) and return a failure status; report that it
+ * worked (the "reachable again" line after an outage). */
+apr_status_t cr_ratestore_failed(request_rec *r, apr_status_t rv,
+                                 const char *what);
+void cr_ratestore_worked(request_rec *r);
+
 #endif /* CR_RATESTORE_H */

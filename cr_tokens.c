@@ -166,3 +166,81 @@ apr_uint64_t cr_quota_add(apr_uint64_t word, cr_quota_period_e period,
                                                : used + tokens;
     return quota_word(period, cr_tokens_period_index(period, now), used);
 }
+
+/* ------------------------------------------------------------------ */
+/* Sliding window (increment-only stores)                              */
+/* ------------------------------------------------------------------ */
+
+apr_int64_t cr_tokens_window_index(apr_time_t now)
+{
+    return now >= 0 ? now / CR_TOKENS_WINDOW
+                    : -((-now + CR_TOKENS_WINDOW - 1) / CR_TOKENS_WINDOW);
+}
+
+/* floor(n * part / CR_TOKENS_WINDOW) without overflow (n >= 0,
+ * 0 <= part <= CR_TOKENS_WINDOW). */
+static apr_int64_t scale(apr_int64_t n, apr_int64_t part)
+{
+    return (n / CR_TOKENS_WINDOW) * part
+           + (n % CR_TOKENS_WINDOW) * part / CR_TOKENS_WINDOW;
+}
+
+/* The first elapsed time e in a window (0 < e <= CR_TOKENS_WINDOW) at which
+ * base + floor(n * (WINDOW - e) / WINDOW) < limit, for base < limit, n > 0:
+ * n * (WINDOW - e) < (limit - base) * WINDOW, i.e.
+ * WINDOW - e <= ceil((limit - base) * WINDOW / n) - 1. */
+static apr_int64_t first_below(apr_int64_t base, apr_int64_t n,
+                               apr_int64_t limit)
+{
+    apr_int64_t d = limit - base;   /* <= CR_TOKENS_MAX_TPM: no overflow */
+    apr_int64_t x;
+
+    if (n <= 0) {
+        return 0;
+    }
+    x = (d * CR_TOKENS_WINDOW + n - 1) / n;
+
+    return x > CR_TOKENS_WINDOW ? 0 : CR_TOKENS_WINDOW - x + 1;
+}
+
+void cr_tokens_window_check(apr_int64_t prev, apr_int64_t cur,
+                            apr_int64_t tpm, apr_time_t now,
+                            cr_rate_result_t *result)
+{
+    apr_int64_t w = cr_tokens_window_index(now);
+    apr_int64_t elapsed = now - w * CR_TOKENS_WINDOW;
+    apr_int64_t used;
+
+    tpm = clamp_tpm(tpm);
+    prev = prev < 0 ? 0 : prev;
+    cur = cur < 0 ? 0 : cur;
+    used = scale(prev, CR_TOKENS_WINDOW - elapsed);
+    used = cur > CR_TOKENS_MAX_USED - used ? CR_TOKENS_MAX_USED : used + cur;
+    result->limit = tpm;
+    result->allowed = used < tpm;
+    result->remaining = result->allowed ? tpm - used : 0;
+    if (cur > 0) {
+        result->reset = 2 * CR_TOKENS_WINDOW - elapsed;
+    }
+    else if (prev > 0) {
+        result->reset = CR_TOKENS_WINDOW - elapsed;
+    }
+    else {
+        result->reset = 0;
+    }
+    if (result->allowed) {
+        result->retry_after = 0;
+    }
+    else if (cur < tpm) {
+        /* Later in this window, as prev's weight falls. */
+        result->retry_after = first_below(cur, prev, tpm) - elapsed;
+    }
+    else {
+        /* In the next one, where cur is the previous window. */
+        result->retry_after = CR_TOKENS_WINDOW - elapsed
+                              + first_below(0, cur, tpm);
+    }
+    if (!result->allowed && result->retry_after < 1) {
+        result->retry_after = 1;
+    }
+}

@@ -52,4 +52,30 @@ apr_int64_t cr_quota_used(apr_uint64_t word, cr_quota_period_e period,
 apr_uint64_t cr_quota_add(apr_uint64_t word, cr_quota_period_e period,
                           apr_time_t now, apr_int64_t tokens);
 
+/*
+ * tpm in a shared store that can only add (memcached, Redis): a sliding
+ * window over aligned 60 s windows.  The store keeps the tokens charged in
+ * each window (window number w = floor(now / 60 s), one counter each, only
+ * ever incremented); at now the tokens "in the bucket's last minute" are
+ * estimated as
+ *
+ *     used = cur + floor(prev * (60 s - elapsed) / 60 s)
+ *
+ * cur and prev the counts of windows w and w - 1, elapsed the time since
+ * w began.  A request is admitted while used < tpm.  docs/RATELIMIT.md
+ * states how exact this is.
+ */
+#define CR_TOKENS_WINDOW APR_INT64_C(60000000)   /* 60 s, microseconds */
+
+/* The window number of now. */
+apr_int64_t cr_tokens_window_index(apr_time_t now);
+
+/* tpm: may a request be admitted at now, with prev and cur tokens charged
+ * in the window before now's and in now's?  result as cr_tokens_check:
+ * reset is the time until the estimate is 0 with nothing more charged,
+ * retry_after (refused) until it is below tpm. */
+void cr_tokens_window_check(apr_int64_t prev, apr_int64_t cur,
+                            apr_int64_t tpm, apr_time_t now,
+                            cr_rate_result_t *result);
+
 #endif /* CR_TOKENS_H */

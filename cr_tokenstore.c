@@ -31,6 +31,7 @@
 
 #include "mod_clawdrouter.h"
 #include "cr_tokens.h"
+#include "cr_tokenshared.h"
 #include "cr_tokenstore.h"
 
 #ifdef APLOG_USE_MODULE
@@ -252,13 +253,24 @@ int cr_tokenstore_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     return OK;
 }
 
-apr_status_t cr_tokenstore_state(const char *key_id, cr_quota_period_e period,
+void cr_tokenstore_child_init(apr_pool_t *p, server_rec *s)
+{
+    cr_tokenshared_child_init(p, s);
+}
+
+apr_status_t cr_tokenstore_state(request_rec *r, const char *key_id,
+                                 cr_quota_period_e period,
                                  apr_int64_t tpm, apr_time_t now,
                                  cr_rate_result_t *bucket,
                                  apr_int64_t *used)
 {
-    token_slot *slot = find_slot(key_id, 1);
+    token_slot *slot;
 
+    if (cr_tokenshared_active()) {
+        return cr_tokenshared_state(r, key_id, period, tpm, now, bucket,
+                                    used);
+    }
+    slot = find_slot(key_id, 1);
     if (!slot) {
         return APR_ENOSPC;
     }
@@ -274,19 +286,40 @@ apr_status_t cr_tokenstore_state(const char *key_id, cr_quota_period_e period,
 apr_int64_t cr_tokenstore_used(const char *key_id, cr_quota_period_e period,
                                apr_time_t now)
 {
-    token_slot *slot = find_slot(key_id, 0);
+    token_slot *slot;
 
+    if (cr_tokenshared_active()) {
+        apr_pool_t *p;
+        apr_int64_t used = 0;
+
+        if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+            return 0;
+        }
+        if (cr_tokenshared_used(p, key_id, period, now, &used)
+            != APR_SUCCESS) {
+            used = 0;
+        }
+        apr_pool_destroy(p);
+        return used;
+    }
+    slot = find_slot(key_id, 0);
     return slot ? cr_quota_used(apr_atomic_read64(&slot->quota), period, now)
                 : 0;
 }
 
-apr_status_t cr_tokenstore_charge(const char *key_id, apr_int64_t tpm,
-                                  int count_quota, cr_quota_period_e period,
+apr_status_t cr_tokenstore_charge(request_rec *r, const char *key_id,
+                                  apr_int64_t tpm, int count_quota,
+                                  cr_quota_period_e period,
                                   apr_time_t now, apr_int64_t tokens)
 {
-    token_slot *slot = find_slot(key_id, 1);
+    token_slot *slot;
     apr_uint64_t old, want;
 
+    if (cr_tokenshared_active()) {
+        return cr_tokenshared_charge(r, key_id, tpm, count_quota, period,
+                                     now, tokens);
+    }
+    slot = find_slot(key_id, 1);
     if (!slot) {
         return APR_ENOSPC;
     }

@@ -849,6 +849,7 @@ static void key_store_child_init(apr_pool_t *p, server_rec *main_server)
 static void clawdrouter_child_init(apr_pool_t *p, server_rec *s)
 {
     cr_ratestore_child_init(p, s);
+    cr_tokenstore_child_init(p, s);
     key_store_child_init(p, s);
     cr_models_child_init(p, s);
 }

@@ -99,16 +99,26 @@ int cr_tokens_check_request(request_rec *r, cr_request_ctx *ctx,
     ctx->tpm = tpm > 0 ? tpm : 0;
     ctx->quota_period = period;
     memset(&bucket, 0, sizeof(bucket));
-    rv = cr_tokenstore_state(key->id, period, ctx->tpm, now, &bucket, &used);
+    /* Only what this key needs: nothing at all for a key without limits
+     * (with a shared store, no round trip). */
+    rv = cr_tokenstore_state(r, key->id, period, ctx->tpm, now, &bucket,
+                             quota > 0 ? &used : NULL);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, CRLOGNO(0715)
-                      "the token store is full: key %s is not counted",
-                      key->id);
+        if (rv == APR_ENOSPC) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, CRLOGNO(0715)
+                          "the token store is full: key %s is not counted",
+                          key->id);
+        }
+        /* Otherwise the shared store is down (logged once per interval):
+         * ClawdRouterRateStoreFailure decides, as for request limits. */
         if (sconf->rate_failure == CR_RATE_FAIL_CLOSED
             && (ctx->tpm > 0 || quota > 0)) {
             return cr_request_send_error(r, ctx,
                                          CR_ERR_RATE_STORE_UNAVAILABLE, NULL);
         }
+        /* Served without token limits or headers; its tokens are still
+         * charged if the store is back when the response ends. */
+        ctx->tokens_counted = rv != APR_ENOSPC;
         return OK;
     }
     /* Every key's usage is counted, for the console. */
@@ -155,14 +165,22 @@ int cr_tokens_check_request(request_rec *r, cr_request_ctx *ctx,
 void cr_tokens_charge_response(request_rec *r, cr_request_ctx *ctx)
 {
     apr_int64_t tokens = ctx->input_tokens + ctx->output_tokens;
+    apr_status_t rv;
 
     if (!ctx->tokens_counted || !ctx->usage_seen || tokens <= 0) {
         return;
     }
-    if (cr_tokenstore_charge(ctx->key->id, ctx->tpm, 1, ctx->quota_period,
-                             apr_time_now(), tokens) != APR_SUCCESS) {
+    rv = cr_tokenstore_charge(r, ctx->key->id, ctx->tpm, 1,
+                              ctx->quota_period, apr_time_now(), tokens);
+    if (rv == APR_ENOSPC) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, CRLOGNO(0716)
                       "the token store is full: %" APR_INT64_T_FMT " tokens "
                       "of key %s not counted", tokens, ctx->key->id);
+    }
+    else if (rv != APR_SUCCESS) {
+        /* The outage itself is logged once per interval (CR0201). */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, CRLOGNO(0721)
+                      "the shared rate store is down: %" APR_INT64_T_FMT
+                      " tokens of key %s not counted", tokens, ctx->key->id);
     }
 }

@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cr_tokens.h"
 
@@ -140,6 +141,145 @@ START_TEST(test_quota_total)
 }
 END_TEST
 
+
+/* ---- sliding window of the shared stores (memcached, Redis) ---- */
+
+/* 2025-11-24T16:00:00Z: a window starts here (a multiple of 60 s). */
+#define W0 SEC(1764000000)
+#define WIN CR_TOKENS_WINDOW
+
+START_TEST(test_window_index)
+{
+    ck_assert_int_eq(cr_tokens_window_index(W0), 1764000000 / 60);
+    ck_assert_int_eq(cr_tokens_window_index(W0 + WIN - 1), 1764000000 / 60);
+    ck_assert_int_eq(cr_tokens_window_index(W0 + WIN), 1764000000 / 60 + 1);
+    ck_assert_int_eq(cr_tokens_window_index(0), 0);
+    ck_assert_int_eq(cr_tokens_window_index(-1), -1);
+}
+END_TEST
+
+START_TEST(test_window_empty_then_below_zero)
+{
+    cr_rate_result_t res;
+    apr_time_t now = W0 + SEC(10);
+
+    cr_tokens_window_check(0, 0, 1000, now, &res);
+    ck_assert_int_eq(res.allowed, 1);
+    ck_assert_int_eq(res.limit, 1000);
+    ck_assert_int_eq(res.remaining, 1000);
+    ck_assert_int_eq(res.reset, 0);
+    cr_tokens_window_check(0, 999, 1000, now, &res);
+    ck_assert_int_eq(res.allowed, 1);
+    ck_assert_int_eq(res.remaining, 1);
+    /* Until empty: the end of the next window. */
+    ck_assert_int_eq(res.reset, 2 * WIN - SEC(10));
+    /* Below zero (1500 charged): refused until, in the next window,
+     * 1500 * (60 s - e) / 60 s < 1000, i.e. e > 20 s. */
+    cr_tokens_window_check(0, 1500, 1000, now, &res);
+    ck_assert_int_eq(res.allowed, 0);
+    ck_assert_int_eq(res.remaining, 0);
+    ck_assert_int_eq(res.retry_after, SEC(50) + SEC(20) + 1);
+    cr_tokens_window_check(1500, 0, 1000, W0 + WIN + SEC(20), &res);
+    ck_assert_int_eq(res.allowed, 0);
+    cr_tokens_window_check(1500, 0, 1000, W0 + WIN + SEC(20) + 1, &res);
+    ck_assert_int_eq(res.allowed, 1);
+    ck_assert_int_eq(res.remaining, 1);
+    ck_assert_int_eq(res.reset, WIN - SEC(20) - 1);
+    /* Two windows later nothing counts. */
+    cr_tokens_window_check(0, 0, 1000, W0 + 2 * WIN, &res);
+    ck_assert_int_eq(res.remaining, 1000);
+}
+END_TEST
+
+START_TEST(test_window_previous_weight_falls)
+{
+    cr_rate_result_t res;
+
+    /* 600 in the previous window, 500 in this one: 1100 at its start. */
+    cr_tokens_window_check(600, 500, 1000, W0, &res);
+    ck_assert_int_eq(res.allowed, 0);
+    /* 500 + 600 * (60 - e) / 60 < 1000 from e = 10 s + 1 us. */
+    ck_assert_int_eq(res.retry_after, SEC(10) + 1);
+    cr_tokens_window_check(600, 500, 1000, W0 + SEC(10), &res);
+    ck_assert_int_eq(res.allowed, 0);
+    cr_tokens_window_check(600, 500, 1000, W0 + SEC(10) + 1, &res);
+    ck_assert_int_eq(res.allowed, 1);
+    ck_assert_int_eq(res.remaining, 1);
+    cr_tokens_window_check(600, 500, 1000, W0 + SEC(30), &res);
+    ck_assert_int_eq(res.remaining, 200);
+    /* With nothing in this window, reset is this window's end. */
+    cr_tokens_window_check(600, 0, 1000, W0 + SEC(30), &res);
+    ck_assert_int_eq(res.remaining, 700);
+    ck_assert_int_eq(res.reset, SEC(30));
+}
+END_TEST
+
+START_TEST(test_window_huge_counts)
+{
+    cr_rate_result_t res;
+    apr_int64_t big = APR_INT64_C(1) << 50;
+
+    cr_tokens_window_check(big, big, APR_INT64_C(1) << 40, W0 + SEC(1),
+                           &res);
+    ck_assert_int_eq(res.allowed, 0);
+    ck_assert_int_eq(res.limit, CR_TOKENS_MAX_TPM);
+    ck_assert(res.retry_after > WIN && res.retry_after <= 2 * WIN);
+    cr_tokens_window_check(big, 0, 1000, W0 + WIN - 1, &res);
+    ck_assert_int_eq(res.allowed, 0);
+    ck_assert_int_eq(res.retry_after, 1);
+    cr_tokens_window_check(-5, -5, 1000, W0, &res);
+    ck_assert_int_eq(res.remaining, 1000);
+}
+END_TEST
+
+/* The bound docs/RATELIMIT.md states: with requests one after the other,
+ * the tokens charged in any 60 s are at most 2 * tpm plus one response's
+ * tokens, and over a long run at most tpm per minute plus one response
+ * per window.  Random arrivals and sizes (fixed seed). */
+START_TEST(test_window_bound)
+{
+    enum { NWIN = 400, MAXREQ = 300 };
+    static apr_int64_t counts[NWIN + 2];
+    static apr_time_t at[200000];
+    static apr_int64_t size[200000];
+    apr_int64_t tpm = 1000, total = 0;
+    apr_uint64_t seed = 12345;
+    apr_time_t now = W0;
+    int n = 0, i, j;
+
+    memset(counts, 0, sizeof(counts));
+    while (now < W0 + NWIN * WIN && n < 200000) {
+        apr_int64_t w = cr_tokens_window_index(now)
+                        - cr_tokens_window_index(W0);
+        cr_rate_result_t res;
+
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        cr_tokens_window_check(w ? counts[w - 1] : 0, counts[w], tpm, now,
+                               &res);
+        if (res.allowed) {
+            apr_int64_t k = (apr_int64_t)((seed >> 33) % MAXREQ) + 1;
+            counts[w] += k;
+            at[n] = now;
+            size[n++] = k;
+            total += k;
+        }
+        now += (apr_time_t)((seed >> 20) % 4000000);   /* up to 4 s */
+    }
+    ck_assert(n > 100);
+    for (i = 0; i < n; i++) {
+        apr_int64_t sum = 0;
+        for (j = i; j < n && at[j] < at[i] + WIN; j++) {
+            sum += size[j];
+        }
+        ck_assert_msg(sum <= 2 * tpm + MAXREQ, "%lld tokens in 60 s",
+                      (long long)sum);
+    }
+    ck_assert(total <= (tpm + MAXREQ) * NWIN);
+    /* And the limit is used, not starved: over half of tpm a minute. */
+    ck_assert(total >= tpm * NWIN / 2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tokens");
@@ -153,6 +293,11 @@ int main(void)
     tcase_add_test(tc, test_quota_day_rollover);
     tcase_add_test(tc, test_quota_month_rollover);
     tcase_add_test(tc, test_quota_total);
+    tcase_add_test(tc, test_window_index);
+    tcase_add_test(tc, test_window_empty_then_below_zero);
+    tcase_add_test(tc, test_window_previous_weight_falls);
+    tcase_add_test(tc, test_window_huge_counts);
+    tcase_add_test(tc, test_window_bound);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
