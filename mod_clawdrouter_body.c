@@ -3,7 +3,9 @@
 /*
  * mod_clawdrouter_body.c: step 3 of SPEC section 4, the request body: read
  * once into the request's brigade (never copied into one buffer),
- * inspected where it lies, and replayed to mod_proxy byte for byte.
+ * inspected where it lies (JSON by cr_body.c, multipart/form-data uploads
+ * by cr_multipart.c, SPEC section 10), and replayed to mod_proxy byte for
+ * byte.
  */
 
 #include "httpd.h"
@@ -19,6 +21,7 @@
 #include "mod_clawdrouter_body.h"
 #include "mod_clawdrouter_request.h"
 #include "cr_body.h"
+#include "cr_multipart.h"
 
 /* How much the body reader asks for at a time. */
 #define CR_READ_CHUNK         (64 * 1024)
@@ -84,18 +87,34 @@ static int keep_as_is(const cr_body_keeper *k, apr_bucket *e)
     return !APR_BUCKET_IS_POOL(e);
 }
 
+/* A body scanner's push function (cr_body_scan, cr_mp_scan): nonzero
+ * once the body is known to be refused. */
+typedef int (*body_scan_fn)(void *scanner, const char *data, apr_size_t len);
+
+static int scan_json(void *scanner, const char *data, apr_size_t len)
+{
+    return cr_body_scan(scanner, data, len);
+}
+
+static int scan_multipart(void *scanner, const char *data, apr_size_t len)
+{
+    return cr_mp_scan(scanner, data, len);
+}
+
 /* Read the whole body (at most limit bytes) into the kept brigade and
- * scan it as it arrives (the scanner needs no copy and keeps no state
- * beyond its constant-size struct).  *too_large is set when it is
- * larger. */
+ * scan it as it arrives (the scanners need no copy and keep no state
+ * beyond their constant-size structs).  *too_large is set when it is
+ * larger.  Once the scanner has refused the body, the rest is read (to
+ * keep the connection) and counted but not kept. */
 static apr_status_t read_body(request_rec *r, apr_off_t limit,
                               apr_bucket_brigade **body, apr_off_t *total,
-                              int *too_large, cr_body_scan_t *scan)
+                              int *too_large, body_scan_fn scan_fn,
+                              void *scan)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool,
                                                 r->connection->bucket_alloc);
     cr_body_keeper keeper;
-    int seen_eos = 0;
+    int seen_eos = 0, refused = 0;
 
     keeper.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     keeper.block = NULL;
@@ -135,11 +154,13 @@ static apr_status_t read_body(request_rec *r, apr_off_t limit,
                 apr_brigade_destroy(bb);
                 return APR_SUCCESS;
             }
-            if (len == 0) {
+            if (len > 0 && !refused) {
+                refused = scan_fn(scan, data, len);
+            }
+            if (len == 0 || refused) {
                 apr_bucket_delete(e);
                 continue;
             }
-            cr_body_scan(scan, data, len);
             if (keep_as_is(&keeper, e)) {
                 rv = apr_bucket_setaside(e, r->pool);
                 if (rv != APR_SUCCESS) {
@@ -212,17 +233,82 @@ apr_status_t cr_body_replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     return APR_SUCCESS;
 }
 
+/* The body's kind, from its Content-Type. */
+typedef enum {
+    BODY_JSON = 0,
+    BODY_MULTIPART,
+    BODY_OTHER
+} body_kind_e;
+
+static body_kind_e body_kind(const cr_request_ctx *ctx, const char *ctype)
+{
+    if (cr_body_content_type_is_json(ctype)) {
+        return BODY_JSON;
+    }
+    /* multipart/form-data: OpenAI's uploads (audio/transcriptions,
+     * audio/translations, images/edits...); the Anthropic API has none
+     * that names a model. */
+    if (ctx->protocol == CR_PROTO_OPENAI && cr_multipart_is_form_data(ctype)) {
+        return BODY_MULTIPART;
+    }
+    return BODY_OTHER;
+}
+
+/* The JSON verdict: the model, and where the body asks for usage. */
+static int json_verdict(request_rec *r, cr_request_ctx *ctx,
+                        cr_body_scan_t *scan)
+{
+    cr_body_info_t info;
+
+    if (cr_body_scan_finish(r->pool, scan, &info) != CR_BODY_OK) {
+        return cr_request_send_error(r, ctx, CR_ERR_INVALID_BODY,
+                          info.detail ? info.detail
+                                      : "The request body must be a JSON "
+                                        "object with a string \"model\".");
+    }
+    ctx->model = info.model;
+    /* Where the body asks for usage (mod_clawdrouter_usage.c). */
+    ctx->stream = info.stream;
+    ctx->usage_request.object_end = info.object_end;
+    ctx->usage_request.stream_options = info.stream_options;
+    ctx->usage_request.stream_options_start = info.stream_options_start;
+    ctx->usage_request.stream_options_end = info.stream_options_end;
+    ctx->usage_request.include_usage = info.include_usage;
+    ctx->usage_request.include_usage_start = info.include_usage_start;
+    ctx->usage_request.include_usage_end = info.include_usage_end;
+    return OK;
+}
+
+/* The multipart verdict: the model is the form field "model". */
+static int multipart_verdict(request_rec *r, cr_request_ctx *ctx,
+                             cr_mp_scan_t *scan, apr_off_t total)
+{
+    cr_mp_info_t info;
+
+    if (cr_mp_scan_finish(r->pool, scan, &info) != CR_MP_OK) {
+        return cr_request_send_error(r, ctx, CR_ERR_INVALID_BODY,
+                                     info.detail);
+    }
+    ctx->model = info.model;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0650)
+                  "multipart/form-data body of %" APR_OFF_T_FMT " bytes, "
+                  "%d parts, model field '%s'", total, info.parts,
+                  info.model);
+    return OK;
+}
+
 /* Step 3: read and inspect the body; the model is the result. */
 int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                           apr_off_t limit, apr_bucket_brigade **body)
 {
     const char *clen = apr_table_get(r->headers_in, "Content-Length");
-    cr_body_info_t info;
-    cr_body_status_e bs;
-    cr_body_scan_t scan;
+    const char *ctype = apr_table_get(r->headers_in, "Content-Type");
+    cr_body_scan_t json_scan;
+    cr_mp_scan_t *mp_scan = NULL;
+    body_kind_e kind;
     apr_off_t total;
     apr_status_t rv;
-    int too_large;
+    int too_large, rc;
 
     if (r->method_number != M_POST) {
         return cr_request_send_error(r, ctx, CR_ERR_METHOD_NOT_ALLOWED,
@@ -230,11 +316,32 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                                        "supported here; use POST.",
                                        r->method));
     }
-    if (!cr_body_content_type_is_json(apr_table_get(r->headers_in,
-                                                    "Content-Type"))) {
+    kind = body_kind(ctx, ctype);
+    if (kind == BODY_OTHER) {
         return cr_request_send_error(r, ctx, CR_ERR_UNSUPPORTED_MEDIA_TYPE,
-                          "The request body must be JSON "
-                          "(Content-Type: application/json).");
+                          ctx->protocol == CR_PROTO_OPENAI
+                          ? "The request body must be JSON (Content-Type: "
+                            "application/json) or multipart/form-data."
+                          : "The request body must be JSON "
+                            "(Content-Type: application/json).");
+    }
+    if (kind == BODY_MULTIPART) {
+        char boundary[CR_MP_MAX_BOUNDARY + 1];
+        apr_size_t blen;
+        const char *why;
+
+        if (cr_multipart_boundary(ctype, boundary, &blen, &why)
+            != CR_MP_OK) {
+            return cr_request_send_error(r, ctx, CR_ERR_INVALID_BODY,
+                          apr_psprintf(r->pool, "The multipart/form-data "
+                                       "Content-Type has no valid boundary: "
+                                       "%s.", why));
+        }
+        mp_scan = apr_palloc(r->pool, sizeof(*mp_scan));
+        cr_mp_scan_init(mp_scan, boundary, blen);
+    }
+    else {
+        cr_body_scan_init(&json_scan);
     }
     if (clen) {
         apr_off_t declared;
@@ -246,8 +353,14 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                                            limit));
         }
     }
-    cr_body_scan_init(&scan);
-    rv = read_body(r, limit, body, &total, &too_large, &scan);
+    if (mp_scan) {
+        rv = read_body(r, limit, body, &total, &too_large, scan_multipart,
+                       mp_scan);
+    }
+    else {
+        rv = read_body(r, limit, body, &total, &too_large, scan_json,
+                       &json_scan);
+    }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, CRLOGNO(0104)
                       "reading the request body failed");
@@ -268,23 +381,11 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                                        "%" APR_OFF_T_FMT " bytes.", limit));
     }
 
-    bs = cr_body_scan_finish(r->pool, &scan, &info);
-    if (bs != CR_BODY_OK) {
-        return cr_request_send_error(r, ctx, CR_ERR_INVALID_BODY,
-                          info.detail ? info.detail
-                                      : "The request body must be a JSON "
-                                        "object with a string \"model\".");
+    rc = mp_scan ? multipart_verdict(r, ctx, mp_scan, total)
+                 : json_verdict(r, ctx, &json_scan);
+    if (rc != OK) {
+        return rc;
     }
-    ctx->model = info.model;
-    apr_table_setn(r->subprocess_env, CR_ENV_MODEL, info.model);
-    /* Where the body asks for usage (mod_clawdrouter_usage.c). */
-    ctx->stream = info.stream;
-    ctx->usage_request.object_end = info.object_end;
-    ctx->usage_request.stream_options = info.stream_options;
-    ctx->usage_request.stream_options_start = info.stream_options_start;
-    ctx->usage_request.stream_options_end = info.stream_options_end;
-    ctx->usage_request.include_usage = info.include_usage;
-    ctx->usage_request.include_usage_start = info.include_usage_start;
-    ctx->usage_request.include_usage_end = info.include_usage_end;
+    apr_table_setn(r->subprocess_env, CR_ENV_MODEL, ctx->model);
     return OK;
 }

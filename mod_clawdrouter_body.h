@@ -14,8 +14,8 @@
 /* Name of the input filter that replays the kept body to mod_proxy. */
 #define CR_FILTER_BODY_REPLAY "CLAWDROUTER_BODY_REPLAY"
 
-/* Step 3: read the body (at most limit bytes) and inspect it; ctx->model
- * is the result.  OK with *body the kept brigade, or the error response's
+/* Step 3: read the body (at most limit bytes) and inspect it, as JSON or
+ * (OpenAI paths) multipart/form-data; ctx->model is the result.  OK with *body the kept brigade, or the error response's
  * DONE. */
 int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                           apr_off_t limit, apr_bucket_brigade **body);

@@ -24,6 +24,13 @@ stream's message_start and cumulative message_delta; a model whose name
 contains "cache" reports cache_creation_input_tokens 100 and
 cache_read_input_tokens 20 besides).
 
+Uploads (multipart/form-data): POST .../audio/transcriptions and
+.../audio/translations answer {"text": "Hello from the mock."},
+.../images/edits and .../images/variations an images response (one tiny
+PNG as b64_json); each also says what it parsed of the form in the headers
+X-Mock-Model (the "model" field), X-Mock-Fields (the field names in order)
+and X-Mock-Upload-Sha256 (the SHA-256 of the first part with a filename).
+
 or for every request with MockUpstream.set_behaviour(...).
 
 GET {prefix}/models (prefix: an upstream's path, e.g. "/openai/v1") serves
@@ -37,6 +44,7 @@ made to fail (status=500), close the connection (close=True), answer late
 
 import hashlib
 import json
+import re
 import socket
 import socketserver
 import threading
@@ -269,6 +277,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._stream(rec, _anthropic_events(model, usage), ev_delay)
             else:
                 self._send_json(200, _anthropic_message(model, usage))
+        elif (path.endswith("/audio/transcriptions")
+              or path.endswith("/audio/translations")):
+            self._send_upload(rec, {"text": MOCK_TEXT})
+        elif (path.endswith("/images/edits")
+              or path.endswith("/images/variations")):
+            self._send_upload(rec, {"created": int(time.time()),
+                                    "data": [{"b64_json": TINY_PNG_B64}]})
         elif path.endswith("/models") and self.command == "GET":
             self._send_json(200, {"object": "list", "data": [
                 {"id": "gpt-4o-mini", "object": "model", "created": 0,
@@ -278,6 +293,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"object": "mock.echo", "method": self.command,
                                   "path": rec.path, "query": rec.query,
                                   "body_sha256": rec.sha256})
+
+    def _send_upload(self, rec, doc):
+        fields = multipart_fields(rec.headers.get("Content-Type"), rec.body)
+        headers = [("Content-Type", "application/json"),
+                   ("X-Mock-Upstream", "1")]
+        if fields is None:
+            headers.append(("X-Mock-Fields", "unparsable"))
+        else:
+            headers.append(("X-Mock-Fields",
+                            ",".join(f[0] for f in fields)))
+            for name, filename, content in fields:
+                if name == "model" and filename is None:
+                    headers.append(("X-Mock-Model", content.decode(
+                        "utf-8", "replace")))
+            files = [f for f in fields if f[1] is not None]
+            if files:
+                headers.append(("X-Mock-Upload-Sha256",
+                                hashlib.sha256(files[0][2]).hexdigest()))
+        self._send(200, headers, json.dumps(doc).encode())
 
     @staticmethod
     def _models_for(mock, path):
@@ -387,6 +421,43 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         with mock._lock:
             mock.streams_done.append((rec, time.monotonic()))
+
+
+MOCK_TEXT = "Hello from the mock."
+# A 1x1 PNG.
+TINY_PNG_B64 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8"
+                "z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+def multipart_fields(content_type, body):
+    """[(name, filename or None, content bytes)] of a multipart/form-data
+    body, or None when it cannot be parsed (a plain reading of RFC 7578,
+    for the tests' eyes only)."""
+    m = re.search(r'boundary=(?:"([^"]+)"|([^;\s]+))', content_type or "")
+    if not m:
+        return None
+    delim = b"--" + (m.group(1) or m.group(2)).encode()
+    pieces = body.split(b"\r\n" + delim)
+    if not pieces[0].startswith(delim):
+        return None
+    pieces[0] = pieces[0][len(delim):]
+    fields = []
+    for piece in pieces[1:] if pieces[0] == b"" else pieces:
+        if piece.startswith(b"--"):
+            break
+        if not piece.startswith(b"\r\n") or b"\r\n\r\n" not in piece:
+            return None
+        head, content = piece[2:].split(b"\r\n\r\n", 1)
+        disp = [l for l in head.split(b"\r\n")
+                if l.lower().startswith(b"content-disposition:")]
+        if len(disp) != 1:
+            return None
+        d = disp[0].decode("utf-8", "replace")
+        name = re.search(r';\s*name="?([^";]*)"?', d)
+        fname = re.search(r';\s*filename="?([^";]*)"?', d)
+        fields.append((name.group(1) if name else None,
+                       fname.group(1) if fname else None, content))
+    return fields
 
 
 def _openai_completion(model, usage=(9, 5)):

@@ -333,7 +333,7 @@ def test_get_without_key_is_401(gateway, upstream, key):
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("ctype", ["text/plain",
-                                   "multipart/form-data; boundary=xyz",
+                                   "multipart/mixed; boundary=xyz",
                                    "application/x-www-form-urlencoded",
                                    "application/xml"])
 def test_non_json_content_type_415(gateway, upstream, key, protocol, ctype):
