@@ -223,6 +223,22 @@ apr_array_header_t *cr_key_parse_models(apr_pool_t *p, const char *list)
     return models;
 }
 
+int cr_key_glob_match(const char *glob, const char *name)
+{
+    /* The usual globs, "gpt-4o" and "gpt-*" (and "*"): no other special
+     * character, so apr_fnmatch without flags compares the literal part
+     * and '*' takes the rest, whatever it is. */
+    apr_size_t n = strcspn(glob, "*?[\\");
+
+    if (glob[n] == '\0') {
+        return strcmp(glob, name) == 0;
+    }
+    if (glob[n] == '*' && glob[n + 1] == '\0') {
+        return strncmp(glob, name, n) == 0;
+    }
+    return apr_fnmatch(glob, name, 0) == APR_SUCCESS;
+}
+
 int cr_key_model_allowed(const cr_key_record_t *rec, const char *model)
 {
     int i;
@@ -232,7 +248,7 @@ int cr_key_model_allowed(const cr_key_record_t *rec, const char *model)
     }
     for (i = 0; i < rec->models->nelts; i++) {
         const char *glob = APR_ARRAY_IDX(rec->models, i, const char *);
-        if (apr_fnmatch(glob, model, 0) == APR_SUCCESS) {
+        if (cr_key_glob_match(glob, model)) {
             return 1;
         }
     }

@@ -80,6 +80,10 @@ const char *cr_key_record_to_json(apr_pool_t *p, const cr_key_record_t *rec,
  * a glob is empty or longer than 255 characters. */
 apr_array_header_t *cr_key_parse_models(apr_pool_t *p, const char *list);
 
+/* Does glob match name as apr_fnmatch(glob, name, 0) says (without its
+ * call for a literal or a literal followed by one '*')? */
+int cr_key_glob_match(const char *glob, const char *name);
+
 /* Does any of the record's globs match model (apr_fnmatch, no flags)? */
 int cr_key_model_allowed(const cr_key_record_t *rec, const char *model);
 

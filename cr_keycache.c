@@ -257,7 +257,9 @@ static apr_size_t slot_of(const cr_keycache_t *cache, const char *hash)
 
     /* The hash is SHA-256 hex: its first 16 digits are uniform. */
     for (i = 0; i < 16 && hash[i]; i++) {
-        h = h * 16 + (apr_uint64_t)(apr_isdigit(hash[i]) ? hash[i] - '0'
+        /* '0'-'9' as apr_isdigit (C locale) says, without its call */
+        h = h * 16 + (apr_uint64_t)(hash[i] >= '0' && hash[i] <= '9'
+                                    ? hash[i] - '0'
                                     : (hash[i] | 0x20) - 'a' + 10);
     }
     return (apr_size_t)(h % cache->nslots);

@@ -52,10 +52,16 @@ cr_models_path_e cr_models_path(apr_pool_t *p, const char *suffix,
     return CR_MODELS_PATH_ONE;
 }
 
+int cr_models_tls(const cr_upstream_t *up)
+{
+    return up != NULL && up->url != NULL
+           && strncasecmp(up->url, "https://", 8) == 0;
+}
+
 int cr_models_fetchable(const cr_upstream_t *up)
 {
     return up != NULL && up->url != NULL
-           && strncasecmp(up->url, "http://", 7) == 0;
+           && (strncasecmp(up->url, "http://", 7) == 0 || cr_models_tls(up));
 }
 
 const char *cr_models_http_request(apr_pool_t *p, const cr_upstream_t *up,
@@ -73,7 +79,9 @@ const char *cr_models_http_request(apr_pool_t *p, const cr_upstream_t *up,
         return NULL;
     }
     *host = uri.hostname;
-    *port = uri.port ? uri.port : apr_uri_port_of_scheme("http");
+    *port = uri.port ? uri.port
+                     : apr_uri_port_of_scheme(cr_models_tls(up) ? "https"
+                                                                : "http");
     path = uri.path ? uri.path : "/models";
     if (up->protocol == CR_PROTO_ANTHROPIC) {
         /* The list comes in pages of 20 unless asked for more. */
@@ -241,6 +249,9 @@ cr_http_parse_e cr_models_http_parse(apr_pool_t *p, const char *buf,
         }
         code = (buf[pos + 9] - '0') * 100 + (buf[pos + 10] - '0') * 10
                + (buf[pos + 11] - '0');
+        if (code < 100) {
+            return CR_HTTP_INVALID;
+        }
         e = line_end(buf, len, pos);
         at = (apr_size_t)e + 1;
         while (at < hend) {
@@ -271,7 +282,7 @@ cr_http_parse_e cr_models_http_parse(apr_pool_t *p, const char *buf,
             }
             at += l + 1;
         }
-        if (code >= 100 && code < 200) {
+        if (code < 200) {
             pos = hend;              /* an interim response */
             continue;
         }

@@ -51,9 +51,11 @@ typedef enum {
 cr_models_path_e cr_models_path(apr_pool_t *p, const char *suffix,
                                 const char **id);
 
-/* Is the upstream's own /models fetched?  Only http:// URLs are: https://
- * and balancer:// upstreams contribute their ClawdRouterModel names only. */
+/* Is the upstream's own /models fetched?  http:// and https:// URLs are;
+ * balancer:// upstreams contribute their ClawdRouterModel names only. */
 int cr_models_fetchable(const cr_upstream_t *up);
+/* ... over TLS (https://)? */
+int cr_models_tls(const cr_upstream_t *up);
 
 /* The HTTP/1.1 request for an upstream's GET {url}/models (the upstream's
  * URL must be fetchable): Host, Connection: close and the upstream's own

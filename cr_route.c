@@ -12,9 +12,9 @@
 #include <apr_lib.h>
 #include <apr_env.h>
 #include <apr_file_io.h>
-#include <apr_fnmatch.h>
 #include <apr_uri.h>
 
+#include "cr_key.h"
 #include "cr_route.h"
 
 /* A credential file is a key or two, not a document. */
@@ -88,7 +88,7 @@ const cr_route_t *cr_route_find(const apr_array_header_t *routes,
             || route->upstream->protocol != proto) {
             continue;
         }
-        if (apr_fnmatch(route->glob, model, 0) == APR_SUCCESS) {
+        if (cr_key_glob_match(route->glob, model)) {
             return route;
         }
     }

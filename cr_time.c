@@ -191,31 +191,57 @@ apr_status_t cr_time_parse_expires(const char *s, apr_time_t now,
     return APR_SUCCESS;
 }
 
+/* Append the decimal digits of v (>= 0) and then unit at out; returns
+ * the end. */
+static char *put_count(char *out, apr_int64_t v, const char *unit)
+{
+    char digits[24];
+    int n = 0;
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    while (n > 0) {
+        *out++ = digits[--n];
+    }
+    while (*unit) {
+        *out++ = *unit++;
+    }
+    return out;
+}
+
+/* Written by hand, not with apr_psprintf: it is in every rate-limited
+ * response's headers. */
 const char *cr_time_format_duration(apr_pool_t *p, apr_interval_time_t d)
 {
     apr_int64_t secs, h, m;
+    char *buf, *out;
 
     if (d <= 0) {
         return "0s";
     }
     if (d < APR_USEC_PER_SEC) {
         apr_int64_t ms = (d + 999) / 1000;
-        if (ms < 1000) {
-            return apr_psprintf(p, "%" APR_INT64_T_FMT "ms", ms);
+        if (ms >= 1000) {
+            return "1s";
         }
-        return "1s";
+        buf = apr_palloc(p, 8);
+        *put_count(buf, ms, "ms") = '\0';
+        return buf;
     }
     secs = (d + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC;
     h = secs / 3600;
     m = (secs % 3600) / 60;
     secs %= 60;
+    /* h has at most 16 digits (an apr_interval_time_t in seconds). */
+    out = buf = apr_palloc(p, 32);
     if (h > 0) {
-        return apr_psprintf(p, "%" APR_INT64_T_FMT "h%" APR_INT64_T_FMT "m%"
-                            APR_INT64_T_FMT "s", h, m, secs);
+        out = put_count(out, h, "h");
     }
-    if (m > 0) {
-        return apr_psprintf(p, "%" APR_INT64_T_FMT "m%" APR_INT64_T_FMT "s",
-                            m, secs);
+    if (h > 0 || m > 0) {
+        out = put_count(out, m, "m");
     }
-    return apr_psprintf(p, "%" APR_INT64_T_FMT "s", secs);
+    *put_count(out, secs, "s") = '\0';
+    return buf;
 }

@@ -411,7 +411,13 @@ static const char *json_run(cr_usage_t *u, const char *p, const char *end,
             if (p == end) {
                 return end;
             }
-            break;                      /* json_byte: its '"' or '\\' */
+            if (*p == '"') {            /* the name ends */
+                u->lex = LX_NORMAL;
+                u->expect_key = 0;
+                p++;
+                continue;
+            }
+            break;                      /* json_byte: the '\\' */
         case LX_NORMAL:
             c = *p;
             if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
@@ -439,10 +445,13 @@ static const char *json_run(cr_usage_t *u, const char *p, const char *end,
                 if (u->expect_key && level_is_object(u, u->depth)) {
                     u->key_len = 0;
                     u->lex = LX_KEY;
-                    p++;
-                    continue;
                 }
-                break;
+                else {
+                    value_start(u, c);
+                    u->lex = LX_STR;
+                }
+                p++;
+                continue;
             case '{':
             case '[':
             case '}':
@@ -450,9 +459,14 @@ static const char *json_run(cr_usage_t *u, const char *p, const char *end,
                 break;
             default:
                 /* A number or a literal outside a usage object: nothing
-                 * to read. */
+                 * to read, up to the next structural byte or space. */
                 if (!u->usage_depth) {
-                    p++;
+                    do {
+                        p++;
+                    } while (p < end && ((*p >= '0' && *p <= '9')
+                                         || (*p >= 'a' && *p <= 'z')
+                                         || *p == '.' || *p == '-'
+                                         || *p == '+' || *p == 'E'));
                     continue;
                 }
                 break;

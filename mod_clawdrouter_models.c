@@ -14,11 +14,21 @@
  * and read, shared by every upstream one request fetches) and by
  * CR_MODELS_MAX_RESPONSE; a failed fetch is not tried again for
  * CR_MODELS_RETRY_AFTER, and meanwhile the upstream contributes its
- * declared names only.  Only http:// upstreams are fetched: https:// and
- * balancer:// ones contribute their declared names.
+ * declared names only.  http:// and https:// upstreams are fetched (TLS
+ * by OpenSSL, the certificate verified against the system's trusted
+ * certificates); balancer:// ones contribute their declared names.
  */
 
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "httpd.h"
 #include "http_config.h"
@@ -55,6 +65,8 @@ static apr_hash_t *cache;
 #if APR_HAS_THREADS
 static apr_thread_mutex_t *cache_mutex;
 #endif
+/* The process's TLS client context (https:// upstreams); NULL: none. */
+static SSL_CTX *tls_ctx;
 
 static void cache_lock(void)
 {
@@ -95,6 +107,184 @@ static const char *status_text(apr_pool_t *p, apr_status_t rv)
     return apr_pstrdup(p, apr_strerror(rv, buf, sizeof(buf)));
 }
 
+/* A connection to an upstream: plain (APR socket timeouts) or TLS
+ * (OpenSSL on the socket made non-blocking, waits bounded by poll). */
+typedef struct {
+    apr_socket_t *sock;
+    int fd;
+    SSL *ssl;                         /* NULL: plain http */
+    apr_time_t deadline;
+    const char *tls_error;            /* why a TLS call failed */
+} fetch_conn;
+
+/* Wait until the socket can be read (or written) or the deadline. */
+static apr_status_t conn_wait(fetch_conn *c, int for_write)
+{
+    for (;;) {
+        struct pollfd pfd;
+        apr_interval_time_t left = time_left(c->deadline);
+        int n;
+
+        if (left == 0) {
+            return APR_TIMEUP;
+        }
+        pfd.fd = c->fd;
+        pfd.events = for_write ? POLLOUT : POLLIN;
+        pfd.revents = 0;
+        n = poll(&pfd, 1, (int)((left + 999) / 1000));
+        if (n > 0) {
+            return APR_SUCCESS;
+        }
+        if (n == 0) {
+            return APR_TIMEUP;
+        }
+        if (errno != EINTR) {
+            return APR_FROM_OS_ERROR(errno);
+        }
+    }
+}
+
+/* After a TLS call returned rc: APR_EAGAIN to call it again (the socket
+ * is ready), APR_EOF at the peer's end, or the error. */
+static apr_status_t tls_outcome(apr_pool_t *p, fetch_conn *c, int rc)
+{
+    int err = SSL_get_error(c->ssl, rc);
+    unsigned long e;
+    char buf[256];
+
+    switch (err) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: {
+        apr_status_t rv = conn_wait(c, err == SSL_ERROR_WANT_WRITE);
+        return rv == APR_SUCCESS ? APR_EAGAIN : rv;
+    }
+    case SSL_ERROR_ZERO_RETURN:
+        return APR_EOF;
+    default:
+        break;
+    }
+    if (SSL_get_verify_result(c->ssl) != X509_V_OK) {
+        c->tls_error = apr_psprintf(p, "certificate: %s",
+                                    X509_verify_cert_error_string(
+                                        SSL_get_verify_result(c->ssl)));
+    }
+    else if ((e = ERR_peek_last_error()) != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        c->tls_error = apr_pstrdup(p, buf);
+    }
+    else {
+        c->tls_error = "the TLS connection failed";
+    }
+    ERR_clear_error();
+    return APR_EGENERAL;
+}
+
+/* The TLS handshake, with the host's name (or address) verified against
+ * the system's trusted certificates (OpenSSL's default paths, which
+ * SSL_CERT_FILE and SSL_CERT_DIR can change). */
+static apr_status_t tls_start(apr_pool_t *p, fetch_conn *c, const char *host)
+{
+    unsigned char addr[16];
+    int is_ip = inet_pton(AF_INET, host, addr) == 1
+                || inet_pton(AF_INET6, host, addr) == 1;
+    apr_status_t rv;
+
+    if (tls_ctx == NULL) {
+        c->tls_error = "no TLS context in this process";
+        return APR_EGENERAL;
+    }
+    if (apr_os_sock_get(&c->fd, c->sock) != APR_SUCCESS
+        || apr_socket_timeout_set(c->sock, 0) != APR_SUCCESS) {
+        c->tls_error = "the socket cannot be used for TLS";
+        return APR_EGENERAL;
+    }
+    ERR_clear_error();
+    c->ssl = SSL_new(tls_ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1
+        || (is_ip
+            ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host)
+            : (SSL_set_tlsext_host_name(c->ssl, host)
+               && SSL_set1_host(c->ssl, host))) != 1) {
+        c->tls_error = "a TLS connection cannot be set up";
+        return APR_EGENERAL;
+    }
+    do {
+        int rc = SSL_connect(c->ssl);
+
+        rv = rc == 1 ? APR_SUCCESS : tls_outcome(p, c, rc);
+    } while (rv == APR_EAGAIN);
+    return rv == APR_EOF ? APR_ECONNRESET : rv;
+}
+
+static apr_status_t conn_send(apr_pool_t *p, fetch_conn *c, const char *data,
+                              apr_size_t len)
+{
+    apr_size_t sent = 0;
+    apr_status_t rv = APR_SUCCESS;
+
+    while (sent < len && rv == APR_SUCCESS) {
+        apr_size_t n = len - sent;
+
+        if (time_left(c->deadline) == 0) {
+            return APR_TIMEUP;
+        }
+        if (c->ssl) {
+            int rc = SSL_write(c->ssl, data + sent, (int)n);
+
+            if (rc > 0) {
+                sent += (apr_size_t)rc;
+                continue;
+            }
+            rv = tls_outcome(p, c, rc);
+            if (rv == APR_EAGAIN) {
+                rv = APR_SUCCESS;
+            }
+            else if (rv == APR_EOF) {
+                rv = APR_ECONNRESET;
+            }
+            continue;
+        }
+        apr_socket_timeout_set(c->sock, time_left(c->deadline));
+        rv = apr_socket_send(c->sock, data + sent, &n);
+        sent += n;
+    }
+    return rv;
+}
+
+/* Read up to *len bytes: APR_SUCCESS with *len set, APR_EOF at the end. */
+static apr_status_t conn_recv(apr_pool_t *p, fetch_conn *c, char *buf,
+                              apr_size_t *len)
+{
+    apr_status_t rv;
+
+    if (time_left(c->deadline) == 0) {
+        *len = 0;
+        return APR_TIMEUP;
+    }
+    if (!c->ssl) {
+        apr_socket_timeout_set(c->sock, time_left(c->deadline));
+        return apr_socket_recv(c->sock, buf, len);
+    }
+    do {
+        int rc = SSL_read(c->ssl, buf, *len > INT_MAX ? INT_MAX : (int)*len);
+
+        if (rc > 0) {
+            *len = (apr_size_t)rc;
+            return APR_SUCCESS;
+        }
+        rv = tls_outcome(p, c, rc);
+    } while (rv == APR_EAGAIN);
+    *len = 0;
+    return rv;
+}
+
+static const char *conn_error(apr_pool_t *p, const fetch_conn *c,
+                              const char *what, apr_status_t rv)
+{
+    return apr_psprintf(p, "%s: %s", what,
+                        c->tls_error ? c->tls_error : status_text(p, rv));
+}
+
 /* GET {url}/models of one upstream, before deadline: its list (from p) or
  * an error with *why (never the credential). */
 static apr_status_t fetch_list(request_rec *r, const cr_upstream_t *up,
@@ -103,15 +293,17 @@ static apr_status_t fetch_list(request_rec *r, const cr_upstream_t *up,
 {
     apr_pool_t *p = r->pool;
     const char *req, *host, *body = NULL;
-    apr_size_t req_len, sent = 0, len = 0, cap = 0, body_len = 0;
+    apr_size_t len = 0, cap = 0, body_len = 0;
     apr_size_t max = CR_MODELS_MAX_RESPONSE + 64 * 1024;
     apr_sockaddr_t *sa;
-    apr_socket_t *sock;
     apr_status_t rv;
     cr_http_parse_e parsed = CR_HTTP_MORE;
+    fetch_conn c;
     char *buf = NULL;
     int port = 0, status = 0, eof = 0;
 
+    memset(&c, 0, sizeof(c));
+    c.deadline = deadline;
     req = cr_models_http_request(p, up, &host, &port);
     if (req == NULL) {
         *why = "its URL cannot be parsed";
@@ -124,39 +316,38 @@ static apr_status_t fetch_list(request_rec *r, const cr_upstream_t *up,
                             status_text(p, rv));
         return rv;
     }
-    rv = apr_socket_create(&sock, sa->family, SOCK_STREAM, APR_PROTO_TCP, p);
-    if (rv != APR_SUCCESS) {
-        *why = apr_psprintf(p, "no socket: %s", status_text(p, rv));
-        return rv;
-    }
-    if (time_left(deadline) == 0) {
-        rv = APR_TIMEUP;
-    }
-    else {
-        apr_socket_timeout_set(sock, time_left(deadline));
-        rv = apr_socket_connect(sock, sa);
-    }
-    if (rv != APR_SUCCESS) {
-        *why = apr_psprintf(p, "connect: %s", status_text(p, rv));
-        goto done;
-    }
-    req_len = strlen(req);
-    while (sent < req_len) {
-        apr_size_t n = req_len - sent;
-
+    /* Each of the name's addresses in turn, while time is left. */
+    for (;;) {
+        rv = apr_socket_create(&c.sock, sa->family, SOCK_STREAM,
+                               APR_PROTO_TCP, p);
+        if (rv != APR_SUCCESS) {
+            *why = apr_psprintf(p, "no socket: %s", status_text(p, rv));
+            return rv;
+        }
         if (time_left(deadline) == 0) {
             rv = APR_TIMEUP;
+        }
+        else {
+            apr_socket_timeout_set(c.sock, time_left(deadline));
+            rv = apr_socket_connect(c.sock, sa);
+        }
+        if (rv == APR_SUCCESS || APR_STATUS_IS_TIMEUP(rv) || !sa->next) {
             break;
         }
-        apr_socket_timeout_set(sock, time_left(deadline));
-        rv = apr_socket_send(sock, req + sent, &n);
-        sent += n;
-        if (rv != APR_SUCCESS) {
-            break;
-        }
+        apr_socket_close(c.sock);
+        sa = sa->next;
     }
     if (rv != APR_SUCCESS) {
-        *why = apr_psprintf(p, "send: %s", status_text(p, rv));
+        *why = conn_error(p, &c, "connect", rv);
+        goto done;
+    }
+    if (cr_models_tls(up) && (rv = tls_start(p, &c, host)) != APR_SUCCESS) {
+        *why = conn_error(p, &c, "TLS", rv);
+        goto done;
+    }
+    rv = conn_send(p, &c, req, strlen(req));
+    if (rv != APR_SUCCESS) {
+        *why = conn_error(p, &c, "send", rv);
         goto done;
     }
     while (parsed == CR_HTTP_MORE) {
@@ -180,13 +371,8 @@ static apr_status_t fetch_list(request_rec *r, const cr_upstream_t *up,
             }
             buf = bigger;
         }
-        if (time_left(deadline) == 0) {
-            rv = APR_TIMEUP;
-            break;
-        }
-        apr_socket_timeout_set(sock, time_left(deadline));
         n = cap - len;
-        rv = apr_socket_recv(sock, buf + len, &n);
+        rv = conn_recv(p, &c, buf + len, &n);
         len += n;
         if (APR_STATUS_IS_EOF(rv)) {
             eof = 1;
@@ -202,7 +388,7 @@ static apr_status_t fetch_list(request_rec *r, const cr_upstream_t *up,
         }
     }
     if (rv != APR_SUCCESS) {
-        *why = apr_psprintf(p, "read: %s", status_text(p, rv));
+        *why = conn_error(p, &c, "read", rv);
         goto done;
     }
     if (parsed != CR_HTTP_COMPLETE) {
@@ -221,7 +407,10 @@ static apr_status_t fetch_list(request_rec *r, const cr_upstream_t *up,
     }
 
 done:
-    apr_socket_close(sock);
+    if (c.ssl) {
+        SSL_free(c.ssl);      /* no close_notify: the answer is complete */
+    }
+    apr_socket_close(c.sock);
     free(buf);
     return rv;
 }
@@ -313,6 +502,39 @@ static apr_array_header_t *upstream_list(request_rec *r,
     return fetched;
 }
 
+static apr_status_t tls_ctx_free(void *data)
+{
+    (void)data;
+    SSL_CTX_free(tls_ctx);
+    tls_ctx = NULL;
+    return APR_SUCCESS;
+}
+
+/* A TLS 1.2+ client context that verifies the upstream's certificate
+ * against the system's trusted certificates. */
+static void tls_child_init(apr_pool_t *p, server_rec *s)
+{
+    ERR_clear_error();
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (tls_ctx == NULL
+        || SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION) != 1
+        || SSL_CTX_set_default_verify_paths(tls_ctx) != 1) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, CRLOGNO(0606)
+                     "no TLS context for the /models fetch: https:// "
+                     "upstreams list their " CR_DIR_MODEL " names only");
+        SSL_CTX_free(tls_ctx);
+        tls_ctx = NULL;
+        ERR_clear_error();
+        return;
+    }
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* The answer's own framing tells whether it is complete. */
+    SSL_CTX_set_options(tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+    apr_pool_cleanup_register(p, NULL, tls_ctx_free, apr_pool_cleanup_null);
+}
+
 void cr_models_child_init(apr_pool_t *p, server_rec *s)
 {
     if (apr_pool_create(&cache_pool, p) != APR_SUCCESS) {
@@ -331,6 +553,7 @@ void cr_models_child_init(apr_pool_t *p, server_rec *s)
     (void)s;
 #endif
     cache = apr_hash_make(cache_pool);
+    tls_child_init(p, s);
 }
 
 /* ------------------------------------------------------------------ */

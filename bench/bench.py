@@ -1205,7 +1205,7 @@ def parse_callgrind(path, entries):
     # reads it from the replay filter, which is counted)
     body_read = sum(calls.get(caller, {}).get("ap_get_brigade", 0)
                     for caller in ("clawdrouter_fixups",
-                                   "cr_body_check_request"))
+                                   "cr_body_check_request", "read_body"))
     if body_read:
         parts.append(("ap_get_brigade (body read)", body_read))
     return {"total": total, "entries": entry_costs, "parts": parts,

@@ -121,10 +121,11 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request, client_address):
         # a client (the gateway) that gives up on a slow answer is normal
         import sys
+        import ssl
         exc = sys.exc_info()[1]
         if isinstance(exc, (BrokenPipeError, ConnectionResetError,
-                            socket.timeout)):
-            return
+                            socket.timeout, ssl.SSLError)):
+            return   # (a TLS client that refused the mock's certificate)
         super().handle_error(request, client_address)
 
     def shutdown_request(self, request):
@@ -606,9 +607,11 @@ def _anthropic_events(model, usage=(9, 5)):
 
 
 class MockUpstream:
-    """Threaded HTTP/1.1 mock provider on 127.0.0.1:<free port>."""
+    """Threaded HTTP/1.1 mock provider on 127.0.0.1:<free port>; over TLS
+    (https://) with tls=(certfile, keyfile)."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.tls = tls
         self._lock = threading.Lock()
         self.requests = []
         self.connections = 0
@@ -623,11 +626,20 @@ class MockUpstream:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http",
+                                      self.port)
 
     def start(self):
         self._server = _Server(self)
         self.port = self._server.server_address[1]
+        if self.tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            # the handshake happens in the handler's thread, not in accept
+            self._server.socket = ctx.wrap_socket(
+                self._server.socket, server_side=True,
+                do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
                                         daemon=True, name="mock-upstream")

@@ -15,7 +15,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 TARGETS = ["cred", "reqid", "body", "key_record", "expires", "usage",
-           "multipart"]
+           "multipart", "models"]
 SECONDS = int(os.environ.get("CR_FUZZ_SMOKE_SECONDS", "8"))
 
 

@@ -46,7 +46,7 @@ def upstreams_block(mock):
         # connection refused
         "ClawdRouterUpstream dead openai http://127.0.0.1:%d/v1"
         % closed_port(),
-        # https: only its declared names (README)
+        # https, connection refused
         "ClawdRouterUpstream secure openai https://127.0.0.1:%d/v1"
         % closed_port(),
         "ClawdRouterRoute gpt-* openai",
@@ -320,6 +320,33 @@ def test_cache_lifetime(gw, upstream, keys):
     assert len(upstream.models_fetches("/openai/v1")) == 2
 
 
+def test_concurrent_requests_one_fetch_per_process(gw, upstream, keys):
+    """A burst on fresh connections while the list is slow to come: each
+    process fetches it once; its other threads answer without waiting
+    for that fetch."""
+    from concurrent.futures import ThreadPoolExecutor
+    wait_ttl()
+    serve_lists(upstream, **{"/openai/v1": {"delay": 1.0}})
+    offset = gw.error_log_size()
+
+    def one(_):
+        t0 = time.monotonic()
+        r = get(gw, "/v1/models", "openai", keys["all"])
+        return r.status_code, time.monotonic() - t0
+
+    with ThreadPoolExecutor(24) as ex:
+        results = list(ex.map(one, range(48)))
+    assert all(st == 200 for st, _ in results), results
+    assert max(el for _, el in results) < FETCH_TIMEOUT, results
+    fetches = len(upstream.models_fetches("/openai/v1"))
+    time.sleep(0.2)
+    pids = re.findall(r"\[pid (\d+)[^\]]*\].*CR0602: upstream openai:",
+                      gw.error_log_text(offset))
+    assert fetches >= 1
+    assert len(pids) == fetches, (pids, fetches)
+    assert len(set(pids)) == len(pids), "a process fetched twice: %r" % pids
+
+
 # ---- upstream down or slow -----------------------------------------------
 
 DECLARED_ONLY_OTHER = ["gpt-4o", "gpt-4o-mini", "gpt-declared",
@@ -358,7 +385,7 @@ def test_upstream_list_fails(gw, upstream, keys, how):
 
 
 def test_dead_upstream_does_not_slow_the_list(gw, keys):
-    """The connection-refused upstream and the https one list their
+    """The connection-refused upstreams (http and https) list their
     declared names; the list answers at once."""
     s = requests.Session()
     for _ in range(3):
@@ -406,3 +433,98 @@ def test_sdks_list_and_retrieve(gw, keys):
         declared = len(re.findall(r"^test\(", f.read(), re.M))
     passed = re.search(r"^\S* ?pass (\d+)$", run.stdout, re.M)
     assert passed and int(passed.group(1)) == declared == 4, out
+
+
+# ---- https:// upstreams -----------------------------------------------------
+
+def _self_signed(tmpdir, name):
+    import os
+    import subprocess
+    cert, key = str(tmpdir / (name + ".crt")), str(tmpdir / (name + ".key"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    os.chmod(cert, 0o644)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def tls_setup(make_module_gateway):
+    """A TLS mock whose certificate the gateway trusts (SSL_CERT_FILE, as
+    an operator would set it in envvars), one it does not trust, and a
+    port that accepts connections but never answers the handshake."""
+    import os
+    import pathlib
+    import socket
+    import tempfile
+    from harness import MockUpstream
+    from harness.gateway import base_dir
+    # readable by httpd's children (www-data when the tests run as root)
+    d = pathlib.Path(tempfile.mkdtemp(prefix="tls-", dir=base_dir()))
+    os.chmod(d, 0o755)
+    trusted = MockUpstream(tls=_self_signed(d, "trusted")).start()
+    untrusted = MockUpstream(tls=_self_signed(d, "untrusted")).start()
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(16)
+    conf = "\n".join([
+        "ClawdRouterUpstream tls openai https://127.0.0.1:%d/tls/v1 %s"
+        % (trusted.port, OPENAI_CREDENTIAL),
+        "ClawdRouterUpstream tlsname anthropic https://localhost:%d/anthropic/v1 "
+        "env:CR_TEST_ANTHROPIC_CREDENTIAL" % trusted.port,
+        "ClawdRouterUpstream untrusted openai https://127.0.0.1:%d/u/v1 %s"
+        % (untrusted.port, OPENAI_CREDENTIAL),
+        "ClawdRouterUpstream stall openai https://127.0.0.1:%d/s/v1 %s"
+        % (stall.getsockname()[1], OPENAI_CREDENTIAL),
+        "ClawdRouterRoute tls-* tls",
+        "ClawdRouterRoute claude-* tlsname",
+        "ClawdRouterRoute untrusted-* untrusted",
+        "ClawdRouterRoute stall-* stall",
+        "ClawdRouterModel untrusted-declared untrusted",
+        "ClawdRouterModel stall-declared stall",
+    ])
+    old = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = str(d / "trusted.crt")
+    try:
+        g = make_module_gateway(mpm="event", upstreams=conf, name="models-tls")
+    finally:
+        if old is None:
+            del os.environ["SSL_CERT_FILE"]
+        else:
+            os.environ["SSL_CERT_FILE"] = old
+    g.allowed_log.append("CR0601")
+    _, k = g.create_key(name="models-tls")
+    yield g, k, trusted, untrusted
+    trusted.stop()
+    untrusted.stop()
+    stall.close()
+
+
+def test_https_upstreams(tls_setup):
+    g, k, trusted, untrusted = tls_setup
+    trusted.set_models("/tls/v1", ["tls-a", "tls-b"])
+    trusted.set_models("/anthropic/v1", ["claude-over-tls"])
+    untrusted.set_models("/u/v1", ["untrusted-fetched"])
+    offset = g.error_log_size()
+    t0 = time.monotonic()
+    r = get(g, "/v1/models", "openai", k)
+    elapsed = time.monotonic() - t0
+    # the trusted list fetched over TLS; the untrusted certificate and the
+    # silent handshake leave their declared names; within the 2 s budget
+    check_list(r, "openai", ["tls-a", "tls-b", "untrusted-declared",
+                             "stall-declared"])
+    assert elapsed < FETCH_TIMEOUT + 0.5, elapsed
+    (f,) = trusted.models_fetches("/tls/v1")
+    assert f.headers.get("Authorization") == "Bearer " + OPENAI_CREDENTIAL
+    assert untrusted.models_fetches() == []     # refused before any request
+    log = g.error_log_text(offset)
+    assert re.search(r"CR0601.*upstream untrusted.*certificate", log), log
+    assert re.search(r"CR0601.*upstream stall.*timed out", log), log
+    # a host name (SNI and name check) on an Anthropic upstream
+    r = get(g, "/v1/models", "anthropic", k)
+    check_list(r, "anthropic", ["claude-over-tls"])
+    (f,) = trusted.models_fetches("/anthropic/v1")
+    assert f.headers.get("x-api-key") == ANTHROPIC_CREDENTIAL
+    assert f.headers.get("Host") == "localhost:%d" % trusted.port

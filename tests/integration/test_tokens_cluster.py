@@ -8,6 +8,7 @@ other host, is refused with insufficient_quota; with Redis, quotas
 survive a full stop and start of both hosts; with the store down,
 ClawdRouterRateStoreFailure decides (open: served, closed: 503)."""
 
+import datetime
 import json
 import socket
 import subprocess
@@ -178,8 +179,10 @@ def test_store_keys_and_lifetimes(cluster):
     kid, k = make_key(first, "--tpm", 5000, "--quota", 9000,
                       "--quota-period", "day")
     tid, t = make_key(first, "--quota", 9000, "--quota-period", "total")
+    mid, m = make_key(first, "--quota", 9000, "--quota-period", "month")
     assert chat(first, k, "40,2").status_code == 200
     assert chat(first, t, "7,0").status_code == 200
+    assert chat(first, m, "3,3").status_code == 200
     now = time.time()
     window = store_get(kind, server.port,
                        "clawdrouter:tk:%s:%d" % (kid, now // 60))
@@ -193,6 +196,15 @@ def test_store_keys_and_lifetimes(cluster):
     day_end = (now // 86400 + 1) * 86400
     assert day[0] == "42" and abs(day[1] - (day_end + 3600 - now)) <= 5, day
     assert total == ("7", -1)
+    today = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+    months = (today.year - 1970) * 12 + today.month - 1
+    month_end = datetime.datetime(today.year + today.month // 12,
+                                  today.month % 12 + 1, 1,
+                                  tzinfo=datetime.timezone.utc).timestamp()
+    month = store_get(kind, server.port,
+                      "clawdrouter:tq:%s:m%d" % (mid, months))
+    assert month[0] == "6", month
+    assert abs(month[1] - (month_end + 3600 - now)) <= 5, month
 
 
 def count_outage_lines(gw):

@@ -99,9 +99,15 @@ START_TEST(test_http_request)
     req = cr_models_http_request(pool, &up, &host, &port);
     ck_assert_ptr_null(strstr(req, "Authorization"));
 
-    ck_assert_int_eq(cr_models_fetchable(&tls), 0);
+    ck_assert_int_eq(cr_models_fetchable(&tls), 1);
+    ck_assert_int_eq(cr_models_tls(&tls), 1);
+    ck_assert_int_eq(cr_models_tls(&up), 0);
+    req = cr_models_http_request(pool, &tls, &host, &port);
+    ck_assert_str_eq(host, "api.openai.com");
+    ck_assert_int_eq(port, 443);
+    ck_assert_ptr_nonnull(strstr(req, "\r\nHost: api.openai.com\r\n"));
     ck_assert_int_eq(cr_models_fetchable(&bal), 0);
-    ck_assert_ptr_null(cr_models_http_request(pool, &tls, &host, &port));
+    ck_assert_ptr_null(cr_models_http_request(pool, &bal, &host, &port));
 }
 END_TEST
 
@@ -177,6 +183,7 @@ START_TEST(test_http_parse_errors)
     static const char *const bad[] = {
         "SMTP ready\r\n\r\n",
         "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/1.1 099 Continue\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
