@@ -15,14 +15,17 @@
  * revoked by any host (the CLI or a console) counts at every host's next
  * request.
  *
- * A connection the database dropped (a restart, an idle timeout) is only
- * noticed when a statement fails on it.  The operation is then run again
- * on a fresh connection from ap_dbd_open, so the request is not refused:
- * the request's connection (ap_dbd_acquire) first, then up to a few
- * connections of mod_dbd's pool, each checked by mod_dbd, which throws
- * away the dead ones.  When two opens in a row give no connection the
- * database is down: 500 key_store_unavailable, nothing forwarded, and one
- * error-log line per CR_KEYSTORE_DBD_LOG_INTERVAL per child.
+ * A connection the database dropped (a restart, pg_terminate_backend, an
+ * idle timeout) is only noticed when a statement fails on it.  Then a
+ * statement of no parameter tells a dead connection from an SQL error;
+ * a dead one is reconnected (apr_dbd_check_conn: PQreset for pgsql), our
+ * statements are prepared again on the new session and the operation runs
+ * again, so the request is not refused.  The request's connection comes
+ * from ap_dbd_acquire; when mod_dbd gives none (it has just thrown a dead
+ * one away) a fresh one comes from ap_dbd_open.  No connection twice in a
+ * row, or a dead one that cannot be reconnected: the database is down,
+ * 500 key_store_unavailable, nothing forwarded, and one error-log line per
+ * CR_KEYSTORE_DBD_LOG_INTERVAL per child.
  */
 
 #include "httpd.h"
@@ -46,9 +49,13 @@
 APLOG_USE_MODULE(clawdrouter);
 #endif
 
-/* How many connections one operation may try (the request's, then fresh
- * ones from the pool); mod_dbd's default pool keeps at most 10. */
-#define DBD_MAX_ATTEMPTS 12
+/* How many times one operation may ask mod_dbd for a connection. */
+#define DBD_MAX_ATTEMPTS 8
+/* sqlite3: mod_dbd opens a connection and prepares its statements without
+ * a busy timeout, so a writer (clawdrouter-keys) holding the file for a
+ * moment makes the open fail; try again after a pause, this many times. */
+#define DBD_SQLITE_OPENS 6
+#define DBD_SQLITE_PAUSE apr_time_from_msec(50)
 
 /* mod_dbd's "no DBDriver" name (mod_dbd.c's no_dbdriver). */
 #define DBD_NO_DRIVER "[DBDriver unset]"
@@ -57,6 +64,9 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare_fn = NULL;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire_fn = NULL;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open_fn = NULL;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close_fn = NULL;
+
+/* mod_dbd (found at post_config). */
+static module *dbd_module_ptr = NULL;
 
 /* apr_time_sec() of this child's last "unavailable" line (0: none). */
 static apr_uint32_t last_unavailable_log = 0;
@@ -108,6 +118,7 @@ int cr_keystore_dbd_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)pconf;
     (void)plog;
     (void)ptemp;
+    dbd_module_ptr = dbd;
     for (sp = s; sp; sp = sp->next) {
         cr_server_conf *sconf = cr_config_server(sp);
         const dbd_cfg_t *cfg;
@@ -280,9 +291,19 @@ static int revive(ap_dbd_t *dbd, apr_pool_t *p)
     return prepare_again(dbd) ? 1 : -1;
 }
 
+/* Does r's server use DBDriver sqlite3? */
+static int uses_sqlite(request_rec *r)
+{
+    const dbd_cfg_t *cfg = dbd_module_ptr == NULL ? NULL
+                           : dbd_config_of(r->server, dbd_module_ptr);
+
+    return cfg != NULL && cfg->name != NULL
+           && strcmp(cfg->name, "sqlite3") == 0;
+}
+
 static void with_database(request_rec *r, apr_pool_t *p, op_t *op)
 {
-    int attempt, nulls = 0, ran = 0;
+    int attempt, nulls = 0, ran = 0, max_nulls = 2;
 
     for (attempt = 0; attempt < DBD_MAX_ATTEMPTS; attempt++) {
         /* The request's connection first (shared with the request's
@@ -295,9 +316,16 @@ static void with_database(request_rec *r, apr_pool_t *p, op_t *op)
 
         if (dbd == NULL) {
             /* mod_dbd threw a dead connection away, or could not open
-             * one; twice in a row: the database is down. */
-            if (++nulls >= 2) {
+             * one; twice in a row: the database is down (sqlite3: the
+             * file was locked by a writer; a pause, and again). */
+            if (nulls == 0 && uses_sqlite(r)) {
+                max_nulls = DBD_SQLITE_OPENS;
+            }
+            if (++nulls >= max_nulls) {
                 break;
+            }
+            if (max_nulls > 2) {
+                apr_sleep(DBD_SQLITE_PAUSE);
             }
             continue;
         }
@@ -324,9 +352,13 @@ static void with_database(request_rec *r, apr_pool_t *p, op_t *op)
              * table, no privilege, a bad record): the same again. */
             return;
         }
+        /* Dead, and a new connection could not be made either: the
+         * database is unreachable; trying the rest of the pool would only
+         * add connect timeouts to this request. */
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0905)
-                      "key store dbd: a connection is dead; trying "
-                      "another one");
+                      "key store dbd: a connection is dead and the "
+                      "database cannot be reached");
+        break;
     }
     if (!ran) {
         set_unreachable(op);

@@ -171,6 +171,8 @@ class Gateway:
                            else key_store.cli_spec)
         self.credential_file = os.path.join(self.root, "upstream-credential")
         self.allowed_log = []         # patterns allowed for this gateway's life
+        if key_store is not None:
+            self.allowed_log += list(key_store.allowed_log)
         self.log_checked_offset = 0   # error log bytes already checked
         self.running = False
         for d in ("run", "logs", "keys", "htdocs"):

@@ -209,8 +209,16 @@ def test_dropped_connections_replaced_without_refusal(hosts, pg):
         for gw in (a, b):
             r = call(gw, "openai", key)
             assert r.status_code == 200, r.text
+    # a restart of the database between two requests: the same
+    pg.stop()
+    pg.start()
+    for _ in range(8):
+        for gw in (a, b):
+            r = call(gw, "openai", key)
+            assert r.status_code == 200, r.text
     for gw in (a, b):
         assert "CR0904" not in gw.error_log_text()
+        assert "CR0903" in gw.error_log_text()   # reconnected, re-prepared
 
 
 def _down_lines(gw, offset):
