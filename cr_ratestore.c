@@ -31,6 +31,7 @@
 #include "mod_clawdrouter.h"
 #include "cr_rate.h"
 #include "cr_ratestore.h"
+#include "cr_time.h"
 #include "cr_ratetable.h"
 
 APLOG_USE_MODULE(clawdrouter);
@@ -204,12 +205,10 @@ static apr_status_t store_failed(request_rec *r, apr_status_t rv,
                                  const char *what)
 {
     apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
-    apr_uint32_t last = apr_atomic_read32(&outage_logged_at);
     server_rec *s = r ? r->server : main_server;
 
     apr_atomic_set32(&store_down, 1);
-    if (s && (last == 0 || now - last >= OUTAGE_LOG_EVERY)
-        && apr_atomic_cas32(&outage_logged_at, now, last) == last) {
+    if (s && cr_time_once_per(&outage_logged_at, now, OUTAGE_LOG_EVERY)) {
         const char *policy = main_conf(s)->rate_failure
                              == CR_RATE_FAIL_CLOSED ? "refused (503)"
                                                     : "served unlimited";

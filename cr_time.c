@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
 
@@ -244,4 +245,17 @@ const char *cr_time_format_duration(apr_pool_t *p, apr_interval_time_t d)
     }
     *put_count(out, secs, "s") = '\0';
     return buf;
+}
+
+int cr_time_once_per(apr_uint32_t *last, apr_uint32_t now,
+                     apr_uint32_t every)
+{
+    apr_uint32_t prev = apr_atomic_read32(last);
+
+    if (prev != 0 && now - prev < every) {
+        return 0;
+    }
+    /* Of the threads that saw the interval end, the one that moves *last
+     * on is the one that logs. */
+    return apr_atomic_cas32(last, now, prev) == prev;
 }

@@ -24,4 +24,10 @@ apr_status_t cr_time_parse_expires(const char *s, apr_time_t now,
  * whole milliseconds (at least "1ms" for a positive d, "0s" for d <= 0). */
 const char *cr_time_format_duration(apr_pool_t *p, apr_interval_time_t d);
 
+/* True for one caller per `every` seconds of `now` (apr_time_sec): *last is
+ * an atomic word shared by the process's threads, 0 = never.  Outage lines
+ * use it to be logged at most once per interval per process. */
+int cr_time_once_per(apr_uint32_t *last, apr_uint32_t now,
+                     apr_uint32_t every);
+
 #endif /* CR_TIME_H */

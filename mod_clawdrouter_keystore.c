@@ -32,7 +32,6 @@
 #include "http_config.h"
 #include "http_log.h"
 
-#include "apr_atomic.h"
 #include "apr_dbd.h"
 #include "apr_optional.h"
 #include "apr_strings.h"
@@ -42,6 +41,7 @@
 #include "mod_clawdrouter.h"
 #include "mod_clawdrouter_config.h"
 #include "mod_clawdrouter_keystore.h"
+#include "cr_time.h"
 #include "cr_keysql.h"
 #include "cr_log.h"
 
@@ -498,18 +498,13 @@ int cr_keystore_is_dbd(const cr_keystore_t *ks)
 int cr_keystore_dbd_log_unavailable(request_rec *r, const cr_keystore_t *ks,
                                     const char *reason)
 {
-    apr_uint32_t now, prev;
-
     if (!cr_keystore_is_dbd(ks)) {
         return 0;
     }
-    now = (apr_uint32_t)apr_time_sec(apr_time_now());
-    prev = apr_atomic_read32(&last_unavailable_log);
-    if (prev != 0 && now - prev < CR_KEYSTORE_DBD_LOG_INTERVAL) {
-        return 1;
-    }
-    if (apr_atomic_cas32(&last_unavailable_log, now, prev) != prev) {
-        return 1;             /* another thread of this child logs it */
+    if (!cr_time_once_per(&last_unavailable_log,
+                          (apr_uint32_t)apr_time_sec(apr_time_now()),
+                          CR_KEYSTORE_DBD_LOG_INTERVAL)) {
+        return 1;             /* logged in this interval already */
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CRLOGNO(0904)
                   "key store dbd cannot be read: %s; gateway requests are "

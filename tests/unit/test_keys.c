@@ -653,6 +653,24 @@ START_TEST(time_format)
 }
 END_TEST
 
+START_TEST(time_once_per)
+{
+    apr_uint32_t last = 0;
+
+    /* The first outage is logged, then not again within the interval. */
+    ck_assert(cr_time_once_per(&last, 1000, 10));
+    ck_assert_uint_eq(last, 1000);
+    ck_assert(!cr_time_once_per(&last, 1000, 10));
+    ck_assert(!cr_time_once_per(&last, 1009, 10));
+    ck_assert_uint_eq(last, 1000);
+    ck_assert(cr_time_once_per(&last, 1010, 10));
+    ck_assert_uint_eq(last, 1010);
+    /* Reset to 0 (the store answered again): the next one is logged. */
+    last = 0;
+    ck_assert(cr_time_once_per(&last, 1011, 10));
+}
+END_TEST
+
 START_TEST(time_expires)
 {
     apr_time_t now = t3339("2026-11-27T17:32:41Z") + 123, t = 0;
@@ -1342,6 +1360,7 @@ int main(void)
     tcase_add_test(tc, time_parse_invalid);
     tcase_add_test(tc, time_format);
     tcase_add_test(tc, time_expires);
+    tcase_add_test(tc, time_once_per);
     tcase_add_test(tc, time_duration);
     suite_add_tcase(s, tc);
 
