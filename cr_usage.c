@@ -166,6 +166,29 @@ static void value_start(cr_usage_t *u, char c)
     }
 }
 
+/* A '"' outside a string: a member name or a string value begins. */
+static APR_INLINE void string_start(cr_usage_t *u)
+{
+    if (u->expect_key && level_is_object(u, u->depth)) {
+        u->key_len = 0;
+        u->lex = LX_KEY;
+    }
+    else {
+        value_start(u, '"');
+        u->lex = LX_STR;
+    }
+}
+
+/* A ',' outside a string: the next member or element. */
+static APR_INLINE void next_member(cr_usage_t *u)
+{
+    if (level_is_object(u, u->depth)) {
+        u->expect_key = 1;
+    }
+    u->key_len = -1;
+    u->field_idx = -1;
+}
+
 static void push(cr_usage_t *u, int is_object)
 {
     u->depth++;
@@ -295,24 +318,13 @@ static inline int json_byte(cr_usage_t *u, char c)
     }
     switch (c) {
     case '"':
-        if (u->expect_key && level_is_object(u, u->depth)) {
-            u->key_len = 0;
-            u->lex = LX_KEY;
-        }
-        else {
-            value_start(u, c);
-            u->lex = LX_STR;
-        }
+        string_start(u);
         break;
     case ':':
         u->expect_key = 0;
         break;
     case ',':
-        if (level_is_object(u, u->depth)) {
-            u->expect_key = 1;
-        }
-        u->key_len = -1;
-        u->field_idx = -1;
+        next_member(u);
         break;
     case '{':
         value_start(u, c);
@@ -434,22 +446,11 @@ static const char *json_run(cr_usage_t *u, const char *p, const char *end,
                 p++;
                 continue;
             case ',':
-                if (level_is_object(u, u->depth)) {
-                    u->expect_key = 1;
-                }
-                u->key_len = -1;
-                u->field_idx = -1;
+                next_member(u);
                 p++;
                 continue;
             case '"':
-                if (u->expect_key && level_is_object(u, u->depth)) {
-                    u->key_len = 0;
-                    u->lex = LX_KEY;
-                }
-                else {
-                    value_start(u, c);
-                    u->lex = LX_STR;
-                }
+                string_start(u);
                 p++;
                 continue;
             case '{':
