@@ -476,26 +476,31 @@ static apr_status_t close_conn(void *data)
     return APR_SUCCESS;
 }
 
-/* sqlite3: write-ahead logging (kept in the file), so that httpd's
- * readers (ClawdRouterKeyStore dbd, DBDriver sqlite3) never wait for, nor
- * fail on, a writer such as this CLI: in the default journal mode, mod_dbd
- * preparing its statements while a key is written gets "database is
- * locked". */
-static apr_status_t sqlite_wal(cr_keysql_conn_t *c, apr_pool_t *p,
-                               const char **err)
+/* One sqlite3 PRAGMA, its answer (one row) read and dropped.  Two are
+ * used:
+ * - journal_mode=WAL (kept in the file), so that httpd's readers
+ *   (ClawdRouterKeyStore dbd, DBDriver sqlite3) never wait for, nor fail
+ *   on, a writer such as this CLI: in the default journal mode, mod_dbd
+ *   preparing its statements while a key is written gets "database is
+ *   locked";
+ * - busy_timeout, so that this CLI waits up to 5 s for a lock held by
+ *   another connection (a gateway child opening the file, a checkpoint)
+ *   instead of failing at once: apr_dbd's sqlite3 driver retries busy
+ *   steps but not the preparing of a statement, and sets no timeout. */
+static apr_status_t sqlite_pragma(cr_keysql_conn_t *c, apr_pool_t *p,
+                                  const char *pragma, const char **err)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int rc;
 
-    rc = apr_dbd_select(c->driver, p, c->handle, &res,
-                        "PRAGMA journal_mode=WAL", 0);
+    rc = apr_dbd_select(c->driver, p, c->handle, &res, pragma, 0);
     if (rc != 0) {
         *err = db_error(c, p, rc);
         return APR_EGENERAL;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
-        /* one row: the journal mode now in force */
+        /* the setting now in force */
     }
     return APR_SUCCESS;
 }
@@ -539,6 +544,11 @@ apr_status_t cr_keystore_sql_open(apr_pool_t *p, const char *spec,
         return rv != APR_SUCCESS ? rv : APR_EGENERAL;
     }
     apr_pool_cleanup_register(p, c, close_conn, apr_pool_cleanup_null);
+    if (strcmp(drv, "sqlite3") == 0
+        && (rv = sqlite_pragma(c, p, "PRAGMA busy_timeout = 5000",
+                               err)) != APR_SUCCESS) {
+        return rv;
+    }
     if (create_table) {
         rc = apr_dbd_query(c->driver, c->handle, &nrows,
                            cr_keysql_create_table_sql());
@@ -547,7 +557,8 @@ apr_status_t cr_keystore_sql_open(apr_pool_t *p, const char *spec,
             return APR_EGENERAL;
         }
         if (strcmp(drv, "sqlite3") == 0
-            && (rv = sqlite_wal(c, p, err)) != APR_SUCCESS) {
+            && (rv = sqlite_pragma(c, p, "PRAGMA journal_mode=WAL",
+                                   err)) != APR_SUCCESS) {
             return rv;
         }
     }

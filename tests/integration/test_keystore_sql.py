@@ -152,3 +152,37 @@ def test_unreachable_database_fails_in_one_line(tmp_path):
     assert p.returncode == 1
     assert len(p.stderr.splitlines()) == 1
     assert "hunter2" not in p.stderr
+
+
+def test_sqlite3_cli_waits_for_a_lock(tmp_path):
+    """A writer holding the sqlite3 file (a gateway child opening it, a
+    checkpoint) for a moment: the CLI waits for it instead of failing
+    with "database is locked"."""
+    import threading
+    import time
+    path = str(tmp_path / "keys.db")
+    ok("sqlite3:" + path, "init")
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("BEGIN EXCLUSIVE")
+    released = []
+
+    def release():
+        # longer than apr_dbd's own retries of a busy step (15 x 0.1 s)
+        time.sleep(3.0)
+        released.append(time.monotonic())
+        db.execute("COMMIT")
+    t = threading.Thread(target=release)
+    t.start()
+    try:
+        p = ok("sqlite3:" + path, "create", "--name", "locked", "--json")
+        done = time.monotonic()
+    finally:
+        t.join()
+        db.close()
+    # It got through only once the lock was gone, and the key is there.
+    assert released and done >= released[0]
+    doc = json.loads(p.stdout)
+    rows = sqlite3.connect(path).execute(
+        "SELECT id, record FROM clawdrouter_keys").fetchall()
+    assert [(i, json.loads(r)["name"]) for i, r in rows] == [
+        (doc["id"], "locked")]
