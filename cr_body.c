@@ -632,9 +632,8 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
      * stream_options)? */
 #define WATCHED() (s->depth == 0 \
                    || (s->depth <= 2 && s->role1 != ROLE_NONE))
-    /* A value ended just before q. */
-#define VALUE_END(q) do { st = S_AFTER; \
-                          if (WATCHED()) { watch_end(s, AT(q)); } \
+    /* A value ended just before q (the state becomes S_AFTER). */
+#define VALUE_END(q) do { if (WATCHED()) { watch_end(s, AT(q)); } \
                         } while (0)
     /* The container closes at p (its '}' or ']'). */
 #define CLOSE() do { pop(s); p++; VALUE_END(p); } while (0)
@@ -992,8 +991,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                         watch_start(s, T_NUMBER, AT(p));
                     }
                     num_reset(s);
-                    st = S_NUM_MINUS;    /* the digit is read there */
-                    goto num_minus;
+                    goto num_minus;      /* the digit is read there */
                 }
                 FAIL("unexpected character", p);
             }
@@ -1006,6 +1004,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
             p++;
             if (*++s->lit == '\0') {
                 VALUE_END(p);
+                st = S_AFTER;
             }
             break;
 
