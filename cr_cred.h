@@ -23,7 +23,9 @@ typedef enum {
 #define CR_CRED_MIN_RANDOM_LEN 40
 
 /* Extract the key from the two header values (either may be NULL).
- * On CR_CRED_OK *key points into one of the inputs' copies from p.
+ * On CR_CRED_OK *key points into one of the inputs (the key is always the
+ * end of its header value), so it lives as long as that value; p is kept
+ * for the API (nothing is allocated).
  * Rules:
  *  - Authorization must be "Bearer <key>" (scheme case-insensitive, one or
  *    more spaces); another scheme is ignored if x-api-key is present,

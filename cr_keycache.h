@@ -3,7 +3,11 @@
 /*
  * cr_keycache.h: a per-process cache of key records read from the DBM key
  * store, so that a busy key costs two stat() calls per request instead of
- * opening the store and parsing its record.
+ * opening the store and parsing its record, and no SHA-256: the cache is
+ * indexed and checked by a keyed 128-bit tag of the presented key
+ * (SipHash-2-4-128 under 16 random bytes drawn per process, see
+ * cr_keycache.c); the key's SHA-256 is computed only on a miss, to read
+ * the store.  A slot holds the tag and the record, never the key.
  *
  * "A revoked key is refused at once" (SPEC section 3) still holds: every
  * lookup first stats the store's files, and the whole cache is dropped as
@@ -36,24 +40,27 @@ typedef struct cr_keycache_t cr_keycache_t;
 
 typedef enum {
     CR_KEYCACHE_FOUND = 0,     /* *rec set */
-    CR_KEYCACHE_NOT_FOUND,     /* no record for this hash */
+    CR_KEYCACHE_NOT_FOUND,     /* no record for this key */
     CR_KEYCACHE_OPEN_FAILED,   /* the store cannot be opened (errbuf) */
-    CR_KEYCACHE_READ_FAILED    /* the record cannot be read (errbuf) */
+    CR_KEYCACHE_READ_FAILED,   /* the record cannot be read (errbuf) */
+    CR_KEYCACHE_HASH_FAILED    /* the key's SHA-256 cannot be computed */
 } cr_keycache_result_e;
 
 /* A cache of at most `entries` records of the store `spec` (0: no cache,
- * every lookup reads the store; such a cache cannot fail to be made).  Thread safe; allocate it per process
- * (child_init): it is not shared between processes. */
+ * every lookup reads the store; such a cache cannot fail to be made).
+ * Thread safe; allocate it per process (child_init): it is not shared
+ * between processes, and its tags' secret is drawn here
+ * (apr_generate_random_bytes; its failure is this call's). */
 apr_status_t cr_keycache_create(apr_pool_t *p, const char *spec,
                                 int entries, apr_interval_time_t settle,
                                 cr_keycache_t **cache);
 
-/* The record of the key whose SHA-256 hex is `hash`, as
+/* The record of the presented key `key` (NUL-ended), as cr_key_hash +
  * cr_store_open + cr_store_fetch_by_hash + cr_store_close would give it,
- * copied into p.  *hit says whether the cache answered; *rv is the
- * status of a failure. */
+ * copied into p.  A hit computes no SHA-256.  *hit says whether the
+ * cache answered; *rv is the status of a failure.  The key is not kept. */
 cr_keycache_result_e cr_keycache_lookup(cr_keycache_t *cache, apr_pool_t *p,
-                                        const char *hash,
+                                        const char *key,
                                         cr_key_record_t **rec, int *hit,
                                         apr_status_t *rv, char *errbuf,
                                         apr_size_t errlen);

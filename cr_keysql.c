@@ -395,14 +395,20 @@ apr_status_t cr_keysql_revoke(cr_keysql_conn_t *c, apr_pool_t *p,
 /* The CLI's SQL store: one connection. */
 
 static cr_keystore_result_e sql_lookup(cr_keystore_t *ks, void *req,
-                                       apr_pool_t *p, const char *hash,
+                                       apr_pool_t *p, const char *key,
                                        cr_key_record_t **rec, int *hit,
                                        apr_status_t *rv, char *errbuf,
                                        apr_size_t errlen)
 {
+    const char *hash = cr_key_hash(p, key);
+
     (void)req;
     *hit = 0;
     *rv = APR_SUCCESS;
+    if (hash == NULL) {
+        *rv = APR_EGENERAL;
+        return CR_KEYSTORE_HASH_FAILED;
+    }
     return cr_keysql_lookup(ks->backend, p, hash, rec, errbuf, errlen);
 }
 

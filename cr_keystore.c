@@ -18,7 +18,7 @@ typedef struct {
 } dbm_backend_t;
 
 static cr_keystore_result_e dbm_lookup(cr_keystore_t *ks, void *req,
-                                       apr_pool_t *p, const char *hash,
+                                       apr_pool_t *p, const char *key,
                                        cr_key_record_t **rec, int *hit,
                                        apr_status_t *rv, char *errbuf,
                                        apr_size_t errlen)
@@ -26,7 +26,7 @@ static cr_keystore_result_e dbm_lookup(cr_keystore_t *ks, void *req,
     dbm_backend_t *b = ks->backend;
 
     (void)req;
-    switch (cr_keycache_lookup(b->cache, p, hash, rec, hit, rv, errbuf,
+    switch (cr_keycache_lookup(b->cache, p, key, rec, hit, rv, errbuf,
                                errlen)) {
     case CR_KEYCACHE_FOUND:
         return CR_KEYSTORE_FOUND;
@@ -34,6 +34,8 @@ static cr_keystore_result_e dbm_lookup(cr_keystore_t *ks, void *req,
         return CR_KEYSTORE_NOT_FOUND;
     case CR_KEYCACHE_OPEN_FAILED:
         return CR_KEYSTORE_UNAVAILABLE;
+    case CR_KEYCACHE_HASH_FAILED:
+        return CR_KEYSTORE_HASH_FAILED;
     default:
         return CR_KEYSTORE_READ_FAILED;
     }
@@ -149,14 +151,14 @@ apr_status_t cr_keystore_dbm_create(apr_pool_t *p, const char *spec,
 }
 
 cr_keystore_result_e cr_keystore_lookup(cr_keystore_t *ks, void *req,
-                                        apr_pool_t *p, const char *hash,
+                                        apr_pool_t *p, const char *key,
                                         cr_key_record_t **rec, int *hit,
                                         apr_status_t *rv, char *errbuf,
                                         apr_size_t errlen)
 {
     *hit = 0;
     *rv = APR_SUCCESS;
-    return ks->ops->lookup(ks, req, p, hash, rec, hit, rv, errbuf, errlen);
+    return ks->ops->lookup(ks, req, p, key, rec, hit, rv, errbuf, errlen);
 }
 
 apr_status_t cr_keystore_get(cr_keystore_t *ks, void *req, apr_pool_t *p,

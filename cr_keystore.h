@@ -25,17 +25,20 @@ typedef struct cr_keystore_t cr_keystore_t;
 
 typedef enum {
     CR_KEYSTORE_FOUND = 0,     /* *rec set */
-    CR_KEYSTORE_NOT_FOUND,     /* no record for this hash */
+    CR_KEYSTORE_NOT_FOUND,     /* no record for this key */
     CR_KEYSTORE_UNAVAILABLE,   /* the store cannot be opened or reached */
-    CR_KEYSTORE_READ_FAILED    /* the record cannot be read */
+    CR_KEYSTORE_READ_FAILED,   /* the record cannot be read */
+    CR_KEYSTORE_HASH_FAILED    /* the key's SHA-256 cannot be computed */
 } cr_keystore_result_e;
 
 typedef struct {
     const char *type;          /* "dbm", "pgsql", "sqlite3", "dbd" ... */
-    /* The record of the key whose SHA-256 hex is hash (the request path).
-     * *hit: answered by a cache. */
+    /* The record of the presented key (the request path): the backend
+     * finds it by the key's SHA-256 (cr_key_hash), which a cache may
+     * spare (the DBM backend's, cr_keycache.h).  *hit: answered by a
+     * cache.  The key is never kept beyond the call. */
     cr_keystore_result_e (*lookup)(cr_keystore_t *ks, void *req,
-                                   apr_pool_t *p, const char *hash,
+                                   apr_pool_t *p, const char *key,
                                    cr_key_record_t **rec, int *hit,
                                    apr_status_t *rv, char *errbuf,
                                    apr_size_t errlen);
@@ -72,7 +75,7 @@ apr_status_t cr_keystore_dbm_create(apr_pool_t *p, const char *spec,
                                     cr_keystore_t **ks);
 
 cr_keystore_result_e cr_keystore_lookup(cr_keystore_t *ks, void *req,
-                                        apr_pool_t *p, const char *hash,
+                                        apr_pool_t *p, const char *key,
                                         cr_key_record_t **rec, int *hit,
                                         apr_status_t *rv, char *errbuf,
                                         apr_size_t errlen);

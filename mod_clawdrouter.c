@@ -138,7 +138,7 @@ static int is_count_tokens(const char *uri)
 static int check_key(request_rec *r, cr_request_ctx *ctx,
                      const cr_server_conf *sconf)
 {
-    const char *key = NULL, *hash;
+    const char *key = NULL;
     cr_key_record_t *rec = NULL;
     cr_keystore_result_e result;
     cr_cred_status_e cs;
@@ -166,16 +166,17 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
                       "server; refusing");
         return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
     }
-    hash = cr_key_hash(r->pool, key);
-    if (!hash) {
-        return cr_request_send_error(r, ctx, CR_ERR_INTERNAL, NULL);
-    }
+    /* The store finds the record by the key's SHA-256; the DBM store's
+     * per-child cache answers a cached key by a keyed SipHash tag of it
+     * instead, with no SHA-256 (cr_keycache.c says why that is safe). */
     errbuf[0] = '\0';
-    result = cr_keystore_lookup(sconf->keystore, r, r->pool, hash, &rec,
+    result = cr_keystore_lookup(sconf->keystore, r, r->pool, key, &rec,
                                 &hit, &rv, errbuf, sizeof(errbuf));
     switch (result) {
     case CR_KEYSTORE_FOUND:
         break;
+    case CR_KEYSTORE_HASH_FAILED:
+        return cr_request_send_error(r, ctx, CR_ERR_INTERNAL, NULL);
     case CR_KEYSTORE_NOT_FOUND:
         return cr_request_send_error(r, ctx, CR_ERR_INVALID_KEY,
                           apr_psprintf(r->pool, "Invalid API key: %s.",

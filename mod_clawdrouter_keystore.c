@@ -370,14 +370,21 @@ static void with_database(request_rec *r, apr_pool_t *p, op_t *op)
 }
 
 static cr_keystore_result_e dbd_lookup(cr_keystore_t *ks, void *req,
-                                       apr_pool_t *p, const char *hash,
+                                       apr_pool_t *p, const char *key,
                                        cr_key_record_t **rec, int *hit,
                                        apr_status_t *rv, char *errbuf,
                                        apr_size_t errlen)
 {
+    /* No cache here: every lookup reads the row by the key's SHA-256. */
+    const char *hash = cr_key_hash(p, key);
     op_t op;
 
     (void)ks;
+    *hit = 0;
+    if (hash == NULL) {
+        *rv = APR_EGENERAL;
+        return CR_KEYSTORE_HASH_FAILED;
+    }
     memset(&op, 0, sizeof(op));
     op.kind = OP_LOOKUP;
     op.hash = hash;

@@ -128,6 +128,39 @@ def test_key_cache_off(make_gateway, upstream, mpm):
     assert _sources(gw, kid, offset) == ["store"] * 4
 
 
+def test_one_slot_never_answers_for_another_key(make_gateway, upstream):
+    """ClawdRouterKeyCache 1: every key falls in the one slot, which is
+    checked by a keyed 128-bit tag of the presented key (not its SHA-256).
+    Each key is answered with its own record (its own rpm), a key one
+    character away from the cached one is refused, and the cached record
+    survives that refusal."""
+    gw = make_gateway(mpm="event", name="oneslot",
+                      extra_server_conf="ClawdRouterKeyCache 1")
+    a_id, a = gw.create_key(name="a", rpm=1000)
+    b_id, b = gw.create_key(name="b", rpm=999)
+    near = a[:-1] + ("b" if a[-1] == "a" else "a")
+    _settle(gw)
+    offset = gw.error_log_size()
+
+    def limit(r):
+        assert r.status_code == 200, r.text
+        return r.headers["x-ratelimit-limit-requests"]
+
+    with requests.Session() as s:        # one connection: one child
+        assert limit(_openai(s, gw, a)) == "1000"
+        assert limit(_openai(s, gw, a)) == "1000"
+        r = _openai(s, gw, near)
+        assert_error(r, "invalid_key", "openai")
+        assert "Invalid API key" in r.json()["error"]["message"]
+        assert limit(_openai(s, gw, a)) == "1000"
+        assert limit(_openai(s, gw, b)) == "999"
+        assert limit(_openai(s, gw, b)) == "999"
+        assert limit(_openai(s, gw, a)) == "1000"
+    assert _sources(gw, a_id, offset) == ["store", "cache", "cache", "store"]
+    assert _sources(gw, b_id, offset) == ["store", "cache"]
+    assert len(upstream.requests) == 6
+
+
 @pytest.mark.parametrize("bad", ["-1", "lots", "2000000"])
 def test_key_cache_bad_value(make_gateway, upstream, bad):
     gw = make_gateway(start=False, mpm="event", name="badcache",

@@ -22,6 +22,7 @@
 #include "cr_cred.h"
 #include "cr_key.h"
 #include "cr_keycache.h"
+#include "cr_siphash.h"
 #include "cr_store.h"
 #include "cr_time.h"
 
@@ -100,8 +101,16 @@ START_TEST(cred_bearer_and_api_key)
     key = NULL;
     ck_assert_int_eq(cr_cred_extract(pool, NULL, good, &key), CR_CRED_OK);
     ck_assert_str_eq(key, good);
-    /* The result is a copy, not the header itself. */
-    ck_assert_ptr_ne(key, good);
+    /* The result is the end of the header value itself, not a copy (no
+     * second copy of a key in memory). */
+    ck_assert_ptr_eq(key, good);
+    {
+        const char *auth = apr_pstrcat(pool, "Bearer  ", good, NULL);
+
+        ck_assert_int_eq(cr_cred_extract(pool, auth, NULL, &key),
+                         CR_CRED_OK);
+        ck_assert_ptr_eq(key, auth + 8);
+    }
     /* "Bearer" alone with an x-api-key: the x-api-key is the key. */
     key = NULL;
     ck_assert_int_eq(cr_cred_extract(pool, "Bearer ", good, &key),
@@ -210,6 +219,43 @@ START_TEST(cred_key_lengths)
     ck_assert(!cr_cred_key_wellformed(make_key(126)));
     ck_assert(!cr_cred_key_wellformed(NULL));
     ck_assert(!cr_cred_key_wellformed(""));
+}
+END_TEST
+
+/* Every byte value in the random part: only [A-Za-z0-9] is accepted, as
+ * the per-character apr_isalnum check said before the class table. */
+START_TEST(cred_key_every_byte)
+{
+    const char *got = NULL;
+    int c, pos;
+
+    for (pos = 3; pos < 51; pos += 47) {
+        for (c = 1; c < 256; c++) {
+            char *k = apr_pstrdup(pool, make_key(48));
+            int expect = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z')
+                         || (c >= 'a' && c <= 'z');
+
+            k[pos] = (char)c;
+            ck_assert_msg(cr_cred_key_wellformed(k) == expect,
+                          "byte 0x%02x at %d", c, pos);
+            ck_assert_int_eq(cr_cred_extract(pool, NULL, k, &got)
+                             == CR_CRED_OK, expect);
+        }
+    }
+    /* a NUL inside ends the key: then it is too short */
+    {
+        char *k = apr_pstrdup(pool, make_key(48));
+
+        k[30] = '\0';
+        ck_assert(!cr_cred_key_wellformed(k));
+    }
+    /* the prefix, any byte off */
+    ck_assert(!cr_cred_key_wellformed(apr_pstrcat(pool, "Sk-",
+                                                  make_key(48) + 3, NULL)));
+    ck_assert(!cr_cred_key_wellformed(apr_pstrcat(pool, "sK-",
+                                                  make_key(48) + 3, NULL)));
+    ck_assert(!cr_cred_key_wellformed(apr_pstrcat(pool, "sk_",
+                                                  make_key(48) + 3, NULL)));
 }
 END_TEST
 
@@ -1006,6 +1052,229 @@ START_TEST(store_errors)
 END_TEST
 
 
+/* ------------------------------------------------------------- siphash */
+
+/* The reference code's test vectors (github.com/veorq/SipHash, vectors.h:
+ * vectors_sip64 and vectors_sip128): SipHash-2-4 under the key 00 01 ..
+ * 0f of the messages 00 01 .. (i-1) for i = 0..63, as output bytes. */
+static const char *const sip64_vectors[64] = {
+    "310e0edd47db6f72",
+    "fd67dc93c539f874",
+    "5a4fa9d909806c0d",
+    "2d7efbd796666785",
+    "b7877127e09427cf",
+    "8da699cd64557618",
+    "cee3fe586e46c9cb",
+    "37d1018bf50002ab",
+    "6224939a79f5f593",
+    "b0e4a90bdf82009e",
+    "f3b9dd94c5bb5d7a",
+    "a7ad6b22462fb3f4",
+    "fbe50e86bc8f1e75",
+    "903d84c02756ea14",
+    "eef27a8e90ca23f7",
+    "e545be4961ca29a1",
+    "db9bc2577fcc2a3f",
+    "9447be2cf5e99a69",
+    "9cd38d96f0b3c14b",
+    "bd6179a71dc96dbb",
+    "98eea21af25cd6be",
+    "c7673b2eb0cbf2d0",
+    "883ea3e395675393",
+    "c8ce5ccd8c030ca8",
+    "94af49f6c650adb8",
+    "eab8858ade92e1bc",
+    "f315bb5bb835d817",
+    "adcf6b0763612e2f",
+    "a5c91da7acaa4dde",
+    "716595876650a2a6",
+    "28ef495c53a387ad",
+    "42c341d8fa92d832",
+    "ce7cf2722f512771",
+    "e37859f94623f3a7",
+    "381205bb1ab0e012",
+    "ae97a10fd434e015",
+    "b4a31508beff4d31",
+    "81396229f0907902",
+    "4d0cf49ee5d4dcca",
+    "5c73336a76d8bf9a",
+    "d0a704536ba93e0e",
+    "925958fcd6420cad",
+    "a915c29bc8067318",
+    "952b79f3bc0aa6d4",
+    "f21df2e41d4535f9",
+    "87577519048f53a9",
+    "10a56cf5dfcd9adb",
+    "eb75095ccd986cd0",
+    "51a9cb9ecba312e6",
+    "96afadfc2ce666c7",
+    "72fe52975a4364ee",
+    "5a1645b276d592a1",
+    "b274cb8ebf87870a",
+    "6f9bb4203de7b381",
+    "eaecb2a30b22a87f",
+    "9924a43cc1315724",
+    "bd838d3aafbf8db7",
+    "0b1a2a3265d51aea",
+    "135079a3231ce660",
+    "932b2846e4d70666",
+    "e1915f5cb1eca46c",
+    "f325965ca16d629f",
+    "575ff28e60381be5",
+    "724506eb4c328a95",
+};
+
+static const char *const sip128_vectors[64] = {
+    "a3817f04ba25a8e66df67214c7550293",
+    "da87c1d86b99af44347659119b22fc45",
+    "8177228da4a45dc7fca38bdef60affe4",
+    "9c70b60c5267a94e5f33b6b02985ed51",
+    "f88164c12d9c8faf7d0f6e7c7bcd5579",
+    "1368875980776f8854527a07690e9627",
+    "14eeca338b208613485ea0308fd7a15e",
+    "a1f1ebbed8dbc153c0b84aa61ff08239",
+    "3b62a9ba6258f5610f83e264f31497b4",
+    "264499060ad9baabc47f8b02bb6d71ed",
+    "00110dc378146956c95447d3f3d0fbba",
+    "0151c568386b6677a2b4dc6f81e5dc18",
+    "d626b266905ef35882634df68532c125",
+    "9869e247e9c08b10d029934fc4b952f7",
+    "31fcefac66d7de9c7ec7485fe4494902",
+    "5493e99933b0a8117e08ec0f97cfc3d9",
+    "6ee2a4ca67b054bbfd3315bf85230577",
+    "473d06e8738db89854c066c47ae47740",
+    "a426e5e423bf4885294da481feaef723",
+    "78017731cf65fab074d5208952512eb1",
+    "9e25fc833f2290733e9344a5e83839eb",
+    "568e495abe525a218a2214cd3e071d12",
+    "4a29b54552d16b9a469c10528eff0aae",
+    "c9d184ddd5a9f5e0cf8ce29a9abf691c",
+    "2db479ae78bd50d8882a8a178a6132ad",
+    "8ece5f042d5e447b5051b9eacb8d8f6f",
+    "9c0b53b4b3c307e87eaee08678141f66",
+    "abf248af69a6eae4bfd3eb2f129eeb94",
+    "0664da1668574b88b935f3027358aef4",
+    "aa4b9dc4bf337de90cd4fd3c467c6ab7",
+    "ea5c7f471faf6bde2b1ad7d4686d2287",
+    "2939b0183223fafc1723de4f52c43d35",
+    "7c3956ca5eeafc3e363e9d556546eb68",
+    "77c6077146f01c32b6b69d5f4ea9ffcf",
+    "37a6986cb8847edf0925f0f1309b54de",
+    "a705f0e69da9a8f907241a2e923c8cc8",
+    "3dc47d1f29c448461e9e76ed904f6711",
+    "0d62bf01e6fc0e1a0d3c4751c5d3692b",
+    "8c03468bca7c669ee4fd5e084bbee7b5",
+    "528a5bb93baf2c9c4473cce5d0d22bd9",
+    "df6a301e95c95dad97ae0cc8c6913bd8",
+    "801189902c857f39e73591285e70b6db",
+    "e617346ac9c231bb3650ae34ccca0c5b",
+    "27d93437efb721aa401821dcec5adf89",
+    "89237d9ded9c5e78d8b1c9b166cc7342",
+    "4a6d8091bf5e7d651189fa94a250b14c",
+    "0e33f96055e7ae893ffc0e3dcf492902",
+    "e61c432b720b19d18ec8d84bdc63151b",
+    "f7e5aef549f782cf379055a608269b16",
+    "438d030fd0b7a54fa837f2ad201a6403",
+    "a590d3ee4fbf04e3247e0d27f286423f",
+    "5fe2c1a172fe93c4b15cd37caef9f538",
+    "2c97325cbd06b36eb2133dd08b3a017c",
+    "92c814227a6bca949ff0659f002ad39e",
+    "dce850110bd8328cfbd50841d6911d87",
+    "67f14984c7da791248e32bb5922583da",
+    "1938f2cf72d54ee97e94166fa91d2a36",
+    "74481e9646ed49fe0f6224301604698e",
+    "57fca5de98a9d6d8006438d0583d8a1d",
+    "9fecde1cefdc1cbed4763674d9575359",
+    "e3040c00eb28f15366ca73cbd872e740",
+    "7697009a6a831dfecca91c5993670f7a",
+    "5853542321f567a005d547a4f04759bd",
+    "5150d1772f50834a503e069a973fbd7c",
+};
+
+static const char *hex_of(const unsigned char *b, int n)
+{
+    char *out = apr_palloc(pool, 2 * n + 1);
+    int i;
+
+    for (i = 0; i < n; i++) {
+        sprintf(out + 2 * i, "%02x", b[i]);
+    }
+    return out;
+}
+
+START_TEST(siphash_paper_vector)
+{
+    unsigned char key[16], msg[15];
+    int i;
+
+    for (i = 0; i < 16; i++) {
+        key[i] = (unsigned char)i;
+    }
+    for (i = 0; i < 15; i++) {
+        msg[i] = (unsigned char)i;
+    }
+    /* Appendix A of the paper: SipHash-2-4 of 00..0e under 00..0f. */
+    ck_assert_uint_eq(cr_siphash24_64(key, msg, sizeof(msg)),
+                      APR_UINT64_C(0xa129ca6149be45e5));
+}
+END_TEST
+
+START_TEST(siphash_reference_vectors)
+{
+    unsigned char key[16], msg[64], out[16];
+    int i;
+
+    for (i = 0; i < 16; i++) {
+        key[i] = (unsigned char)i;
+    }
+    for (i = 0; i < 64; i++) {
+        msg[i] = (unsigned char)i;
+    }
+    for (i = 0; i < 64; i++) {
+        apr_uint64_t t64 = cr_siphash24_64(key, msg, (apr_size_t)i);
+        cr_siphash128_t t128 = cr_siphash24_128(key, msg, (apr_size_t)i);
+        int j;
+
+        for (j = 0; j < 8; j++) {
+            out[j] = (unsigned char)(t64 >> (8 * j));
+        }
+        ck_assert_msg(strcmp(hex_of(out, 8), sip64_vectors[i]) == 0,
+                      "64-bit, length %d: %s", i, hex_of(out, 8));
+        cr_siphash128_bytes(&t128, out);
+        ck_assert_msg(strcmp(hex_of(out, 16), sip128_vectors[i]) == 0,
+                      "128-bit, length %d: %s", i, hex_of(out, 16));
+    }
+}
+END_TEST
+
+START_TEST(siphash_keyed_and_equal)
+{
+    unsigned char k1[16], k2[16];
+    const char *msg = "sk-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKL";
+    cr_siphash128_t a, b, c;
+
+    memset(k1, 0x11, sizeof(k1));
+    memcpy(k2, k1, sizeof(k2));
+    k2[15] ^= 1;
+    a = cr_siphash24_128(k1, msg, strlen(msg));
+    b = cr_siphash24_128(k1, msg, strlen(msg));
+    c = cr_siphash24_128(k2, msg, strlen(msg));
+    ck_assert(cr_siphash128_equal(&a, &b));
+    /* another key: another tag */
+    ck_assert(!cr_siphash128_equal(&a, &c));
+    /* a difference in either half alone is seen */
+    b.lo ^= APR_UINT64_C(1) << 63;
+    ck_assert(!cr_siphash128_equal(&a, &b));
+    b = a;
+    b.hi ^= 1;
+    ck_assert(!cr_siphash128_equal(&a, &b));
+    /* one character changed: another tag */
+    c = cr_siphash24_128(k1, "sk-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKM",
+                         strlen(msg));
+    ck_assert(!cr_siphash128_equal(&a, &c));
+}
+END_TEST
+
 /* ------------------------------------------------------------ keycache */
 
 /* Settle time of the cache tests: short, so the tests need not wait the
@@ -1013,29 +1282,29 @@ END_TEST
 #define TEST_SETTLE apr_time_from_msec(100)
 #define TEST_WAIT   150000    /* microseconds: past the settle time */
 
+/* A new key in the store: its record, and the key in *key. */
 static cr_key_record_t *new_key(const char *spec, const char *name,
-                                const char *models, const char **hash)
+                                const char *models, const char **key)
 {
     cr_key_record_t tmpl, *rec;
-    const char *key, *err = NULL;
+    const char *err = NULL;
 
     memset(&tmpl, 0, sizeof(tmpl));
     tmpl.name = name;
     tmpl.models = cr_key_parse_models(pool, models);
     tmpl.rpm = 30;
-    ck_assert_int_eq(cr_store_create_key(pool, spec, &tmpl, &key, &rec, &err),
+    ck_assert_int_eq(cr_store_create_key(pool, spec, &tmpl, key, &rec, &err),
                      APR_SUCCESS);
-    *hash = cr_key_hash(pool, key);
     return rec;
 }
 
-static cr_keycache_result_e cached(cr_keycache_t *cache, const char *hash,
+static cr_keycache_result_e cached(cr_keycache_t *cache, const char *key,
                                    cr_key_record_t **rec, int *hit)
 {
     apr_status_t rv;
     char errbuf[256];
 
-    return cr_keycache_lookup(cache, pool, hash, rec, hit, &rv, errbuf,
+    return cr_keycache_lookup(cache, pool, key, rec, hit, &rv, errbuf,
                               sizeof(errbuf));
 }
 
@@ -1044,9 +1313,9 @@ START_TEST(keycache_hit_same_record)
 {
     const char *dir = temp_store_dir();
     const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
-    const char *hash;
+    const char *key;
     cr_key_record_t *made = new_key(spec, "cached", "gpt-*,claude-3-*",
-                                    &hash);
+                                    &key);
     cr_key_record_t *rec = NULL;
     cr_keycache_t *cache;
     cr_keycache_stats_t st;
@@ -1055,10 +1324,10 @@ START_TEST(keycache_hit_same_record)
     ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
                      APR_SUCCESS);
     apr_sleep(TEST_WAIT);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 0);
     for (i = 0; i < 3; i++) {
-        ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+        ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
         ck_assert_int_eq(hit, 1);
         ck_assert_str_eq(rec->id, made->id);
         ck_assert_str_eq(rec->name, "cached");
@@ -1084,18 +1353,18 @@ START_TEST(keycache_unsettled_not_cached)
 {
     const char *dir = temp_store_dir();
     const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
-    const char *hash;
+    const char *key;
     cr_key_record_t *rec = NULL;
     cr_keycache_t *cache;
     cr_keycache_stats_t st;
     int hit, i;
 
-    (void)new_key(spec, "fresh", "*", &hash);
+    (void)new_key(spec, "fresh", "*", &key);
     ck_assert_int_eq(cr_keycache_create(pool, spec, 64,
                                         apr_time_from_sec(60), &cache),
                      APR_SUCCESS);
     for (i = 0; i < 3; i++) {
-        ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+        ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
         ck_assert_int_eq(hit, 0);
     }
     cr_keycache_stats(cache, &st);
@@ -1111,9 +1380,9 @@ START_TEST(keycache_changes_seen_at_once)
 {
     const char *dir = temp_store_dir();
     const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
-    const char *hash, *other_hash, *err = NULL;
-    cr_key_record_t *made = new_key(spec, "doomed", "gpt-*", &hash);
-    cr_key_record_t *other = new_key(spec, "other", "*", &other_hash);
+    const char *key, *other_key, *err = NULL;
+    cr_key_record_t *made = new_key(spec, "doomed", "gpt-*", &key);
+    cr_key_record_t *other = new_key(spec, "other", "*", &other_key);
     cr_key_record_t *rec = NULL, changes;
     cr_keycache_t *cache;
     cr_keycache_stats_t st;
@@ -1122,10 +1391,10 @@ START_TEST(keycache_changes_seen_at_once)
     ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
                      APR_SUCCESS);
     apr_sleep(TEST_WAIT);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
-    ck_assert_int_eq(cached(cache, other_hash, &rec, &hit),
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, other_key, &rec, &hit),
                      CR_KEYCACHE_FOUND);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 1);
 
     /* update: new models, right away */
@@ -1135,22 +1404,22 @@ START_TEST(keycache_changes_seen_at_once)
     changes.expires_at = CR_STORE_EXPIRES_KEEP;
     ck_assert_int_eq(cr_store_update_key(pool, spec, made->id, &changes,
                                          &rec, &err), APR_SUCCESS);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 0);
     ck_assert_str_eq(APR_ARRAY_IDX(rec->models, 0, const char *), "o1-*");
 
     /* revoke after the cache warmed up again */
     apr_sleep(TEST_WAIT);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 1);
     ck_assert_int_eq(cr_store_revoke_key(pool, spec, made->id, &rec, &err),
                      APR_SUCCESS);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 0);
     ck_assert_int_eq(rec->status, CR_KEY_REVOKED);
     /* the other key is read again too (the whole cache went) */
-    ck_assert_int_eq(cached(cache, other_hash, &rec, &hit),
+    ck_assert_int_eq(cached(cache, other_key, &rec, &hit),
                      CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 0);
     ck_assert_str_eq(rec->id, other->id);
@@ -1207,8 +1476,8 @@ START_TEST(keycache_store_replaced)
 {
     const char *dir = temp_store_dir();
     const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
-    const char *hash, *err = NULL;
-    cr_key_record_t *made = new_key(spec, "swapped", "*", &hash);
+    const char *key, *err = NULL;
+    cr_key_record_t *made = new_key(spec, "swapped", "*", &key);
     cr_key_record_t *rec = NULL;
     cr_keycache_t *cache;
     int hit, i;
@@ -1221,8 +1490,8 @@ START_TEST(keycache_store_replaced)
     ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
                      APR_SUCCESS);
     apr_sleep(TEST_WAIT);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 1);
     ck_assert_int_eq(rec->status, CR_KEY_ACTIVE);
 
@@ -1233,21 +1502,21 @@ START_TEST(keycache_store_replaced)
             apr_pstrcat(pool, dir, "/keys", sdbm_ext[i], NULL), pool),
             APR_SUCCESS);
     }
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 0);
     ck_assert_int_eq(rec->status, CR_KEY_REVOKED);
 
     /* cp -p active-copy keys: same inode, old mtime, new ctime */
     apr_sleep(TEST_WAIT);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 1);
     for (i = 0; sdbm_ext[i]; i++) {
         overwrite_keep_mtime(
             apr_pstrcat(pool, dir, "/active-copy", sdbm_ext[i], NULL),
             apr_pstrcat(pool, dir, "/keys", sdbm_ext[i], NULL));
     }
-    ck_assert_int_eq(cached(cache, hash, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
     ck_assert_int_eq(hit, 0);
     ck_assert_int_eq(rec->status, CR_KEY_ACTIVE);
 
@@ -1264,7 +1533,7 @@ START_TEST(keycache_misses_and_errors)
 {
     const char *dir = temp_store_dir();
     const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
-    const char *hashes[8];
+    const char *keys[8];
     cr_key_record_t *recs[8], *rec = NULL;
     cr_keycache_t *cache, *off, *tiny;
     cr_keycache_stats_t st;
@@ -1275,19 +1544,19 @@ START_TEST(keycache_misses_and_errors)
     /* no store yet: an open failure, with a reason */
     ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
                      APR_SUCCESS);
-    ck_assert_int_eq(cr_keycache_lookup(cache, pool, cr_key_hash(pool, "x"),
+    ck_assert_int_eq(cr_keycache_lookup(cache, pool, "x",
                                         &rec, &hit, &rv, errbuf,
                                         sizeof(errbuf)),
                      CR_KEYCACHE_OPEN_FAILED);
     ck_assert_ptr_nonnull(strstr(errbuf, "does not exist"));
 
     for (i = 0; i < 8; i++) {
-        recs[i] = new_key(spec, "many", "*", &hashes[i]);
+        recs[i] = new_key(spec, "many", "*", &keys[i]);
     }
     apr_sleep(TEST_WAIT);
     /* unknown keys are never cached */
     for (i = 0; i < 2; i++) {
-        ck_assert_int_eq(cached(cache, cr_key_hash(pool, "sk-unknown"), &rec,
+        ck_assert_int_eq(cached(cache, "sk-unknown", &rec,
                                 &hit), CR_KEYCACHE_NOT_FOUND);
         ck_assert_int_eq(hit, 0);
     }
@@ -1295,7 +1564,7 @@ START_TEST(keycache_misses_and_errors)
     ck_assert_int_eq(cr_keycache_create(pool, spec, 0, TEST_SETTLE, &off),
                      APR_SUCCESS);
     for (i = 0; i < 2; i++) {
-        ck_assert_int_eq(cached(off, hashes[0], &rec, &hit),
+        ck_assert_int_eq(cached(off, keys[0], &rec, &hit),
                          CR_KEYCACHE_FOUND);
         ck_assert_int_eq(hit, 0);
     }
@@ -1304,7 +1573,7 @@ START_TEST(keycache_misses_and_errors)
                      APR_SUCCESS);
     for (round = 0; round < 3; round++) {
         for (i = 0; i < 8; i++) {
-            ck_assert_int_eq(cached(tiny, hashes[i], &rec, &hit),
+            ck_assert_int_eq(cached(tiny, keys[i], &rec, &hit),
                              CR_KEYCACHE_FOUND);
             ck_assert_str_eq(rec->id, recs[i]->id);
         }
@@ -1316,8 +1585,112 @@ START_TEST(keycache_misses_and_errors)
 
     /* the store removed: an open failure again, not a stale answer */
     remove_store_dir(dir);
-    ck_assert_int_eq(cached(cache, hashes[0], &rec, &hit),
+    ck_assert_int_eq(cached(cache, keys[0], &rec, &hit),
                      CR_KEYCACHE_OPEN_FAILED);
+}
+END_TEST
+
+/* One slot for every key: a key whose slot holds another key's record
+ * must miss (the full 128-bit tag is compared), whether it is in the
+ * store, unknown, or one character away from the cached key. */
+START_TEST(keycache_same_slot_other_key)
+{
+    const char *dir = temp_store_dir();
+    const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
+    const char *key_a, *key_b;
+    cr_key_record_t *rec_a = new_key(spec, "a", "gpt-*", &key_a);
+    cr_key_record_t *rec_b = new_key(spec, "b", "claude-*", &key_b);
+    cr_key_record_t *rec = NULL;
+    cr_keycache_t *one;
+    cr_keycache_stats_t st;
+    char *near_a = apr_pstrdup(pool, key_a);
+    int hit;
+
+    near_a[strlen(near_a) - 1] = near_a[strlen(near_a) - 1] == 'a' ? 'b'
+                                                                   : 'a';
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 1, TEST_SETTLE, &one),
+                     APR_SUCCESS);
+    apr_sleep(TEST_WAIT);
+    ck_assert_int_eq(cached(one, key_a, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 0);
+    ck_assert_int_eq(cached(one, key_a, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 1);
+    ck_assert_str_eq(rec->id, rec_a->id);
+
+    /* an unknown key and a near miss: not found, not a's record */
+    rec = NULL;
+    ck_assert_int_eq(cached(one, "sk-unknownunknownunknownunknownunknownunknown",
+                            &rec, &hit), CR_KEYCACHE_NOT_FOUND);
+    ck_assert_int_eq(hit, 0);
+    ck_assert_int_eq(cached(one, near_a, &rec, &hit), CR_KEYCACHE_NOT_FOUND);
+    ck_assert_int_eq(hit, 0);
+    /* a's record is still the slot's */
+    ck_assert_int_eq(cached(one, key_a, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 1);
+
+    /* b, in the store, in a's slot: read, and its own record */
+    ck_assert_int_eq(cached(one, key_b, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 0);
+    ck_assert_str_eq(rec->id, rec_b->id);
+    ck_assert_str_eq(APR_ARRAY_IDX(rec->models, 0, const char *),
+                     "claude-*");
+    ck_assert_int_eq(cached(one, key_b, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 1);
+    ck_assert_str_eq(rec->id, rec_b->id);
+    /* and a again: b took the slot */
+    ck_assert_int_eq(cached(one, key_a, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 0);
+    ck_assert_str_eq(rec->id, rec_a->id);
+
+    cr_keycache_stats(one, &st);
+    ck_assert_int_eq(st.hits, 3);
+    ck_assert_int_eq(st.reads, 5);
+    remove_store_dir(dir);
+}
+END_TEST
+
+/* A hit's record belongs to the caller: changing it (its strings, its
+ * models array, which grows as apr_array_make's would) leaves the cached
+ * one as it was. */
+START_TEST(keycache_hit_record_is_a_copy)
+{
+    const char *dir = temp_store_dir();
+    const char *spec = apr_pstrcat(pool, "sdbm:", dir, "/keys", NULL);
+    const char *key;
+    cr_key_record_t *made = new_key(spec, "copy", "gpt-*,o1-*,claude-*",
+                                    &key);
+    cr_key_record_t *rec = NULL;
+    cr_keycache_t *cache;
+    int hit, i;
+
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 16, TEST_SETTLE, &cache),
+                     APR_SUCCESS);
+    apr_sleep(TEST_WAIT);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 1);
+    ck_assert_int_eq(rec->models->nelts, 3);
+    ((char *)rec->name)[0] = 'X';
+    ((char *)APR_ARRAY_IDX(rec->models, 2, const char *))[0] = 'X';
+    for (i = 0; i < 20; i++) {
+        APR_ARRAY_PUSH(rec->models, const char *) = "pushed";
+    }
+    ck_assert_int_eq(rec->models->nelts, 23);
+    ck_assert_str_eq(APR_ARRAY_IDX(rec->models, 0, const char *), "gpt-*");
+    ck_assert_str_eq(APR_ARRAY_IDX(rec->models, 22, const char *), "pushed");
+
+    ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
+    ck_assert_int_eq(hit, 1);
+    ck_assert_str_eq(rec->id, made->id);
+    ck_assert_str_eq(rec->name, "copy");
+    ck_assert_str_eq(rec->hint, made->hint);
+    ck_assert_int_eq(rec->models->nelts, 3);
+    ck_assert_str_eq(APR_ARRAY_IDX(rec->models, 1, const char *), "o1-*");
+    ck_assert_str_eq(APR_ARRAY_IDX(rec->models, 2, const char *),
+                     "claude-*");
+    ck_assert(cr_key_model_allowed(rec, "claude-3-opus"));
+    ck_assert(!cr_key_model_allowed(rec, "pushed"));
+    remove_store_dir(dir);
 }
 END_TEST
 
@@ -1339,6 +1712,7 @@ int main(void)
     tcase_add_test(tc, cred_other_scheme);
     tcase_add_test(tc, cred_malformed_keys);
     tcase_add_test(tc, cred_key_lengths);
+    tcase_add_test(tc, cred_key_every_byte);
     tcase_add_test(tc, cred_mask);
     suite_add_tcase(s, tc);
 
@@ -1371,6 +1745,13 @@ int main(void)
     tcase_add_test(tc, store_errors);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("siphash");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, siphash_paper_vector);
+    tcase_add_test(tc, siphash_reference_vectors);
+    tcase_add_test(tc, siphash_keyed_and_equal);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("keycache");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, keycache_hit_same_record);
@@ -1378,6 +1759,8 @@ int main(void)
     tcase_add_test(tc, keycache_changes_seen_at_once);
     tcase_add_test(tc, keycache_store_replaced);
     tcase_add_test(tc, keycache_misses_and_errors);
+    tcase_add_test(tc, keycache_same_slot_other_key);
+    tcase_add_test(tc, keycache_hit_record_is_a_copy);
     suite_add_tcase(s, tc);
 
     sr = srunner_create(s);
