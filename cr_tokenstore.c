@@ -18,7 +18,6 @@
  */
 
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "httpd.h"
@@ -29,7 +28,6 @@
 #include "apr_file_io.h"
 #include "apr_shm.h"
 #include "apr_strings.h"
-#include "apr_thread_proc.h"
 
 #include "mod_clawdrouter.h"
 #include "cr_tokens.h"
@@ -66,125 +64,34 @@ typedef struct {
 
 static token_table *tokens_table;   /* in every process after post_config */
 
-/* FNV-1a, never 0 (the state file keeps these: the function never
- * changes) of the n bytes of id, four bytes a turn: the loop's own work
- * is a fraction of the hash's (one XOR and one multiply a byte). */
-static apr_uint64_t id_hash(const char *id, apr_size_t n)
+/* The slot of the key whose id's FNV-1a is key_fnv (cr_rate_id_fnv; the
+ * slot's tag, never 0, is also what the state file keeps). */
+static token_slot *find_slot(apr_uint64_t key_fnv, int claim)
 {
-    const apr_uint64_t prime = APR_UINT64_C(1099511628211);
-    const unsigned char *p = (const unsigned char *)id;
-    apr_size_t i = 0;
-    apr_uint64_t h = APR_UINT64_C(14695981039346656037);
+    token_table *t = tokens_table;
+    apr_uint64_t h = key_fnv ? key_fnv : 1, i;
 
-    for (; i + 4 <= n; i += 4) {
-        h = (h ^ p[i]) * prime;
-        h = (h ^ p[i + 1]) * prime;
-        h = (h ^ p[i + 2]) * prime;
-        h = (h ^ p[i + 3]) * prime;
-    }
-    for (; i < n; i++) {
-        h = (h ^ p[i]) * prime;
-    }
-    return h ? h : 1;
-}
-
-/* The slot this thread found last, for its key id: a request's check and
- * its charge look up the same key one after the other, and the next
- * request most often comes with the same key again.  A key's slot never
- * changes in a table (slots are never given back), so a match of the
- * table and the id is the slot, without the hash.  Ids of
- * SLOT_CACHE_ID_MAX bytes and more are not kept. */
-#define SLOT_CACHE_ID_MAX 64
-
-typedef struct {
-    token_table *table;
-    token_slot *slot;
-    char id[SLOT_CACHE_ID_MAX];     /* NUL-terminated */
-} slot_cache;
-
-#if APR_HAS_THREADS
-static apr_threadkey_t *slot_cache_key;     /* child_init */
-#else
-static slot_cache slot_cache_one;
-#endif
-
-static void slot_cache_free(void *data)
-{
-    free(data);
-}
-
-/* This thread's cache (NULL: none can be had). */
-static slot_cache *slot_cache_get(void)
-{
-#if APR_HAS_THREADS
-    void *data = NULL;
-
-    if (!slot_cache_key
-        || apr_threadkey_private_get(&data, slot_cache_key) != APR_SUCCESS) {
+    if (!t) {
         return NULL;
     }
-    if (!data) {
-        data = calloc(1, sizeof(slot_cache));
-        if (!data) {
-            return NULL;
-        }
-        if (apr_threadkey_private_set(data, slot_cache_key)
-            != APR_SUCCESS) {
-            free(data);
-            return NULL;
-        }
-    }
-    return data;
-#else
-    return &slot_cache_one;
-#endif
-}
-
-/* The slot of key_id in t, found by its hash (and kept in c). */
-static token_slot *find_slot_hashed(token_table *t, const char *key_id,
-                                    int claim, slot_cache *c)
-{
-    apr_size_t len = strlen(key_id);
-    apr_uint64_t h = id_hash(key_id, len), i;
-
     for (i = 0; i < TOKENS_PROBE && i < t->nslots; i++) {
         token_slot *slot = &t->slots[(h + i) & (t->nslots - 1)];
         apr_uint64_t tag = apr_atomic_read64(&slot->tag);
 
+        if (tag == h) {
+            return slot;
+        }
         if (tag == 0) {
             if (!claim) {
                 return NULL;
             }
             tag = apr_atomic_cas64(&slot->tag, h, 0);
-            if (tag == 0) {
-                tag = h;
+            if (tag == 0 || tag == h) {
+                return slot;
             }
-        }
-        if (tag == h) {
-            if (c && len < SLOT_CACHE_ID_MAX) {
-                c->table = t;
-                c->slot = slot;
-                memcpy(c->id, key_id, len + 1);
-            }
-            return slot;
         }
     }
     return NULL;
-}
-
-static token_slot *find_slot(const char *key_id, int claim)
-{
-    token_table *t = tokens_table;
-    slot_cache *c;
-
-    if (!t) {
-        return NULL;
-    }
-    c = slot_cache_get();
-    if (c && c->slot && c->table == t && strcmp(c->id, key_id) == 0) {
-        return c->slot;
-    }
-    return find_slot_hashed(t, key_id, claim, c);
 }
 
 /* Write the quota words to the state file (parent, at stop). */
@@ -337,18 +244,11 @@ int cr_tokenstore_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
 
 void cr_tokenstore_child_init(apr_pool_t *p, server_rec *s)
 {
-#if APR_HAS_THREADS
-    if (apr_threadkey_private_create(&slot_cache_key, slot_cache_free, p)
-        != APR_SUCCESS) {
-        slot_cache_key = NULL;      /* every lookup hashes the id */
-    }
-#else
-    (void)slot_cache_free;
-#endif
     cr_tokenshared_child_init(p, s);
 }
 
 apr_status_t cr_tokenstore_state(request_rec *r, const char *key_id,
+                                 apr_uint64_t key_fnv,
                                  cr_quota_period_e period,
                                  apr_int64_t tpm, apr_time_t now,
                                  cr_rate_result_t *bucket,
@@ -360,7 +260,7 @@ apr_status_t cr_tokenstore_state(request_rec *r, const char *key_id,
         return cr_tokenshared_state(r, key_id, period, tpm, now, bucket,
                                     used);
     }
-    slot = find_slot(key_id, 1);
+    slot = find_slot(key_fnv, 1);
     if (!slot) {
         return APR_ENOSPC;
     }
@@ -392,12 +292,13 @@ apr_int64_t cr_tokenstore_used(const char *key_id, cr_quota_period_e period,
         apr_pool_destroy(p);
         return used;
     }
-    slot = find_slot(key_id, 0);
+    slot = find_slot(cr_rate_id_fnv(key_id), 0);
     return slot ? cr_quota_used(apr_atomic_read64(&slot->quota), period, now)
                 : 0;
 }
 
 apr_status_t cr_tokenstore_charge(request_rec *r, const char *key_id,
+                                  apr_uint64_t key_fnv,
                                   apr_int64_t tpm, int count_quota,
                                   cr_quota_period_e period,
                                   apr_time_t now, apr_int64_t tokens)
@@ -409,7 +310,7 @@ apr_status_t cr_tokenstore_charge(request_rec *r, const char *key_id,
         return cr_tokenshared_charge(r, key_id, tpm, count_quota, period,
                                      now, tokens);
     }
-    slot = find_slot(key_id, 1);
+    slot = find_slot(key_fnv, 1);
     if (!slot) {
         return APR_ENOSPC;
     }
