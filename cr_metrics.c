@@ -7,16 +7,21 @@
 #include <string.h>
 #include <stdio.h>
 
+#include <apr.h>
+#include <apr_general.h>
 #include <apr_hash.h>
 #include <apr_tables.h>
 #include <apr_strings.h>
 
 #include "cr_metrics.h"
 
-#define METRICS_MAGIC     0x43524d31u   /* "CRM1" */
+#define METRICS_MAGIC     0x43524d32u   /* "CRM2" */
 
 /* Bytes of one slot's label values, each NUL-terminated, in order. */
 #define LABEL_BYTES       512
+/* A buffer of packed labels: 16 bytes more, so that the hash may load the
+ * last block whole. */
+#define PACK_BYTES        (LABEL_BYTES + 16)
 
 /* Upper bounds of the upstream latency histogram, in seconds (+Inf is
  * the last bucket). */
@@ -24,8 +29,17 @@ static const double upstream_buckets[] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 };
 #define NBUCKETS ((int)(sizeof(upstream_buckets) / sizeof(upstream_buckets[0])) + 1)
-/* A slot's numbers: a counter uses [0]; a histogram its buckets (not
- * cumulative), then the sum in microseconds, then the count. */
+/* The same bounds in microseconds: an elapsed time e lands in the first
+ * bucket with e <= bound, exactly as e / 1e6 <= the bound in seconds
+ * would put it (the division is rounded to the nearest double, and
+ * bounds one microsecond apart are far more than one rounding apart). */
+static const apr_int64_t upstream_bucket_usec[NBUCKETS - 1] = {
+    5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+    5000000, 10000000, 30000000, 60000000
+};
+/* A slot's numbers: a counter uses [0]; tokens_total [0] for input and
+ * [1] for output; a histogram its buckets (not cumulative), then the sum
+ * in microseconds, then the count. */
 #define NVALUES  (NBUCKETS + 2)
 #define SUM_IDX  NBUCKETS
 #define COUNT_IDX (NBUCKETS + 1)
@@ -36,11 +50,14 @@ static const double upstream_buckets[] = {
 
 enum { SLOT_FREE = 0, SLOT_CLAIMED = 1, SLOT_PUBLISHED = 2 };
 
+#define TOKENS_INPUT      0
+#define TOKENS_OUTPUT     1
+
+/* The probe compares the 64-bit hash and the length before the labels. */
 typedef struct {
     apr_uint32_t state;
-    apr_uint32_t hash;
     apr_uint32_t labels_len;
-    apr_uint32_t pad;
+    apr_uint64_t hash;
     char labels[LABEL_BYTES];
     apr_uint64_t values[NVALUES];
 } metric_slot;
@@ -57,6 +74,7 @@ struct cr_metrics_t {
     apr_uint32_t magic;
     apr_uint32_t series;
     apr_size_t size;
+    apr_uint64_t seed[2];         /* of the label hash, random per table */
     metric_table tables[CR_METRIC__COUNT];
 };
 
@@ -72,9 +90,11 @@ static const family_def families[CR_METRIC__COUNT] = {
     { "clawdrouter_requests_total",
       "Requests the gateway answered, by key, model, upstream and status.",
       "counter", 4, { "key_id", "model", "upstream", "code" } },
+    /* One label set per (key_id, model), rendered as two series with
+     * direction="input" and direction="output". */
     { "clawdrouter_tokens_total",
       "Tokens of forwarded responses, by key, model and direction.",
-      "counter", 3, { "key_id", "model", "direction" } },
+      "counter", 2, { "key_id", "model" } },
     { "clawdrouter_refusals_total",
       "Requests the gateway refused itself, by reason.",
       "counter", 1, { "reason" } },
@@ -135,6 +155,13 @@ cr_metrics_t *cr_metrics_init(void *block, apr_size_t size,
     memset(m, 0, sizeof(*m));
     m->series = series;
     m->size = size;
+    /* A seed the client cannot guess, so that it cannot choose model
+     * names that all fall on one probe sequence. */
+    if (apr_generate_random_bytes((unsigned char *)m->seed,
+                                  sizeof(m->seed)) != APR_SUCCESS) {
+        m->seed[0] = (apr_uint64_t)apr_time_now() ^ (apr_uint64_t)(size_t)m;
+        m->seed[1] = m->seed[0] * 0x9e3779b97f4a7c15ULL;
+    }
     for (f = 0; f < CR_METRIC__COUNT; f++) {
         m->tables[f].capacity = family_capacity(f, series);
         m->tables[f].bounded = (f == CR_METRIC_REQUESTS
@@ -180,32 +207,137 @@ static apr_uint32_t pack_labels(char *buf, int n, const char *const *values)
     return (apr_uint32_t)pos;
 }
 
-static apr_uint32_t labels_hash(const char *buf, apr_uint32_t len)
-{
-    apr_uint32_t h = 2166136261u;     /* FNV-1a */
-    apr_uint32_t i;
+#define HASH_MUL  0x9e3779b97f4a7c15ULL
+#define HASH_MUL2 0xbf58476d1ce4e5b9ULL
 
-    for (i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)buf[i]) * 16777619u;
+/* a times b folded to 64 bits: the high half of the product (which every
+ * bit of both feeds, through the carries) xor the low half. */
+static APR_INLINE apr_uint64_t hash_mum(apr_uint64_t a, apr_uint64_t b)
+{
+#ifdef __SIZEOF_INT128__
+    unsigned __int128 r = (unsigned __int128)a * b;
+
+    return (apr_uint64_t)r ^ (apr_uint64_t)(r >> 64);
+#else
+    apr_uint64_t r = a * b;
+
+    return r ^ (r >> 29) ^ ((a >> 32) * (b >> 32));
+#endif
+}
+
+/* The first n bytes (1 to 8) of a word loaded from memory. */
+static APR_INLINE apr_uint64_t first_bytes(apr_uint64_t w, unsigned int n)
+{
+#if APR_IS_BIGENDIAN
+    return w & (~(apr_uint64_t)0 << (64 - n * 8));
+#else
+    return w & (~(apr_uint64_t)0 >> (64 - n * 8));
+#endif
+}
+
+/* Mix len bytes at p into h, sixteen at a time, each block's two words
+ * multiplied together (one keyed with k): p lies in a buffer of
+ * PACK_BYTES, so the last block is loaded whole and the bytes past len
+ * masked off.  h starts from the table's random seed and k is random
+ * too, so a client cannot tell which model names would share a probe
+ * sequence. */
+static APR_INLINE apr_uint64_t hash_absorb(apr_uint64_t h, apr_uint64_t k,
+                                           const char *p, apr_uint32_t len)
+{
+    apr_uint32_t blocks = len >> 4;
+    unsigned int rest = len & 15u;
+    apr_uint64_t a, b;
+
+    for (; blocks > 0; blocks--, p += 16) {
+        memcpy(&a, p, sizeof(a));
+        memcpy(&b, p + 8, sizeof(b));
+        h = hash_mum(a ^ h, b ^ k);
+    }
+    if (rest) {
+        memcpy(&a, p, sizeof(a));
+        memcpy(&b, p + 8, sizeof(b));
+        if (rest <= 8) {
+            a = first_bytes(a, rest);
+            b = 0;
+        }
+        else {
+            b = first_bytes(b, rest - 8);
+        }
+        h = hash_mum(a ^ h, b ^ k);
     }
     return h;
 }
 
-static int slot_is(const metric_slot *s, apr_uint32_t hash, const char *buf,
-                   apr_uint32_t len)
+static APR_INLINE apr_uint64_t hash_final(apr_uint64_t h, apr_uint32_t len)
+{
+    return hash_mum(h ^ len, HASH_MUL2);
+}
+
+/* The hash of a packed label set of family f (buf of PACK_BYTES).  A set
+ * of requests_total is mixed in two parts, (key_id, model) and the rest,
+ * so that the first part's state is the hash of tokens_total's set (the
+ * same pair) before its final mix: a request hashes the pair once. */
+static apr_uint64_t set_hash(const cr_metrics_t *m, int f, const char *buf,
+                             apr_uint32_t len)
+{
+    apr_uint64_t h;
+
+    if (f == CR_METRIC_REQUESTS) {
+        apr_uint32_t pair = (apr_uint32_t)strlen(buf) + 1;
+
+        pair += (apr_uint32_t)strlen(buf + pair) + 1;
+        h = hash_absorb(m->seed[0], m->seed[1], buf, pair);
+        h = hash_absorb(h, m->seed[1], buf + pair, len - pair);
+    }
+    else {
+        h = hash_absorb(m->seed[0], m->seed[1], buf, len);
+    }
+    return hash_final(h, len);
+}
+
+/* Copy n bytes: up to 32 (every label of a usual request) by two
+ * overlapping moves the compiler makes loads and stores, no call. */
+static APR_INLINE void copy_bytes(char *dst, const char *src, apr_size_t n)
+{
+    if (n >= 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    }
+    else if (n >= 8 && n < 16) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    }
+    else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    }
+    else {
+        memcpy(dst, src, n);
+    }
+}
+
+static APR_INLINE int slot_is(const metric_slot *s, apr_uint64_t hash,
+                              const char *buf, apr_uint32_t len)
 {
     return s->hash == hash && s->labels_len == len
            && memcmp(s->labels, buf, len) == 0;
 }
 
+/* Where the probe of a hash starts: its high half scaled to the table,
+ * without a division. */
+static APR_INLINE apr_uint32_t probe_start(apr_uint64_t hash,
+                                           apr_uint32_t cap)
+{
+    return (apr_uint32_t)(((hash >> 32) * cap) >> 32);
+}
+
 /* The slot of a label set, claimed if create and it has none. */
 static metric_slot *find_slot(cr_metrics_t *m, int f, const char *buf,
-                              apr_uint32_t len, int create)
+                              apr_uint32_t len, apr_uint64_t hash, int create)
 {
     metric_slot *slots = table_slots(m, f);
     apr_uint32_t cap = m->tables[f].capacity;
-    apr_uint32_t hash = labels_hash(buf, len);
-    apr_uint32_t i = hash % cap, n;
+    apr_uint32_t i = probe_start(hash, cap), n;
 
     for (n = 0; n < cap; n++) {
         metric_slot *s = &slots[i];
@@ -243,61 +375,129 @@ static metric_slot *find_slot(cr_metrics_t *m, int f, const char *buf,
     return NULL;        /* full: the count is lost */
 }
 
-/* The slot for a label set of family f.  Past the bound, a new set is
- * counted with key_id and model (values 0 and 1) as "_other". */
-static metric_slot *series_slot(cr_metrics_t *m, int f, const char **values,
-                                int n)
+/* The slot of a set if it is where its probe starts (the usual case): a
+ * find_slot without its loop. */
+static APR_INLINE metric_slot *first_probe(cr_metrics_t *m, int f,
+                                           const char *buf, apr_uint32_t len,
+                                           apr_uint64_t hash)
+{
+    metric_slot *s = table_slots(m, f)
+                     + probe_start(hash, m->tables[f].capacity);
+
+    if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_PUBLISHED
+        && slot_is(s, hash, buf, len)) {
+        return s;
+    }
+    return NULL;
+}
+
+/* The slot of the packed label set buf (a set not where its probe starts:
+ * see packed_slot) (len bytes, hashed) of family f,
+ * whose n label values are values.  Past the bound of a bounded family, a
+ * new set is counted with key_id and model (values 0 and 1) as
+ * "_other". */
+static metric_slot *packed_slot_probe(cr_metrics_t *m, int f,
+                                     const char *buf, apr_uint32_t len,
+                                     apr_uint64_t hash,
+                                     const char *const *values, int n)
 {
     metric_table *t = &m->tables[f];
-    char buf[LABEL_BYTES];
-    apr_uint32_t len;
+    const char *other[4];
+    char obuf[PACK_BYTES];
     metric_slot *s;
+    int i;
 
-    len = pack_labels(buf, n, values);
     if (!t->bounded) {
-        return find_slot(m, f, buf, len, 1);
+        return find_slot(m, f, buf, len, hash, 1);
     }
-    s = find_slot(m, f, buf, len, 0);
+    s = find_slot(m, f, buf, len, hash, 0);
     if (s) {
         return s;
     }
     if (__atomic_fetch_add(&t->used, 1, __ATOMIC_ACQ_REL) < m->series) {
-        return find_slot(m, f, buf, len, 1);
+        return find_slot(m, f, buf, len, hash, 1);
     }
     __atomic_fetch_sub(&t->used, 1, __ATOMIC_ACQ_REL);
-    values[0] = CR_METRICS_OTHER;
-    values[1] = CR_METRICS_OTHER;
-    len = pack_labels(buf, n, values);
-    return find_slot(m, f, buf, len, 1);
+    other[0] = CR_METRICS_OTHER;
+    other[1] = CR_METRICS_OTHER;
+    for (i = 2; i < n; i++) {
+        other[i] = values[i];
+    }
+    len = pack_labels(obuf, n, other);
+    return find_slot(m, f, obuf, len, set_hash(m, f, obuf, len), 1);
 }
 
-static void add(metric_slot *s, int idx, apr_uint64_t n)
+/* The same, inline where the set is found at once. */
+static APR_INLINE metric_slot *packed_slot(cr_metrics_t *m, int f,
+                                           const char *buf, apr_uint32_t len,
+                                           apr_uint64_t hash,
+                                           const char *const *values, int n)
 {
-    if (s) {
+    metric_slot *s = first_probe(m, f, buf, len, hash);
+
+    return s ? s : packed_slot_probe(m, f, buf, len, hash, values, n);
+}
+
+/* The slot for the label values of family f. */
+static metric_slot *series_slot(cr_metrics_t *m, int f,
+                                const char *const *values, int n)
+{
+    char buf[PACK_BYTES];
+    apr_uint32_t len = pack_labels(buf, n, values);
+
+    return packed_slot(m, f, buf, len, set_hash(m, f, buf, len),
+                       values, n);
+}
+
+static APR_INLINE void add(metric_slot *s, int idx, apr_uint64_t n)
+{
+    if (s && n) {
         __atomic_fetch_add(&s->values[idx], n, __ATOMIC_RELAXED);
     }
+}
+
+static APR_INLINE void add_tokens(metric_slot *s, apr_int64_t input,
+                                  apr_int64_t output)
+{
+    add(s, TOKENS_INPUT, input > 0 ? (apr_uint64_t)input : 0);
+    add(s, TOKENS_OUTPUT, output > 0 ? (apr_uint64_t)output : 0);
+}
+
+/* The code label of a status, NUL-terminated; its length. */
+static APR_INLINE apr_size_t status_code(char *code, apr_size_t size,
+                                         int status)
+{
+    static const char digits[] =
+        "00010203040506070809101112131415161718192021222324"
+        "25262728293031323334353637383940414243444546474849"
+        "50515253545556575859606162636465666768697071727374"
+        "75767778798081828384858687888990919293949596979899";
+
+    if (status >= 100 && status <= 999) {
+        /* The usual HTTP status: three digits, without a format string. */
+        int hundreds = status / 100, rest = status - hundreds * 100;
+
+        code[0] = (char)('0' + hundreds);
+        code[1] = digits[rest * 2];
+        code[2] = digits[rest * 2 + 1];
+        code[3] = '\0';
+        return 3;
+    }
+    apr_snprintf(code, size, "%d", status);
+    return strlen(code);
 }
 
 void cr_metrics_count_request(cr_metrics_t *m, const char *key_id,
                               const char *model, const char *upstream,
                               int status)
 {
-    char code[16];
+    char code[16] = "";
     const char *values[4];
 
     if (!m) {
         return;
     }
-    if (status >= 100 && status <= 999) {
-        /* The usual HTTP status: three digits, without a format string. */
-        code[0] = (char)('0' + status / 100);
-        code[1] = (char)('0' + status / 10 % 10);
-        code[2] = (char)('0' + status % 10);
-        code[3] = '\0';
-    }
-    else {
-        apr_snprintf(code, sizeof(code), "%d", status);
-    }
+    status_code(code, sizeof(code), status);
     values[0] = key_id;
     values[1] = model;
     values[2] = upstream;
@@ -309,21 +509,14 @@ void cr_metrics_count_tokens(cr_metrics_t *m, const char *key_id,
                              const char *model, apr_int64_t input,
                              apr_int64_t output)
 {
-    const char *values[3];
+    const char *values[2];
 
     if (!m) {
         return;
     }
     values[0] = key_id;
     values[1] = model;
-    values[2] = "input";
-    add(series_slot(m, CR_METRIC_TOKENS, values, 3), 0,
-        input > 0 ? (apr_uint64_t)input : 0);
-    values[0] = key_id;
-    values[1] = model;
-    values[2] = "output";
-    add(series_slot(m, CR_METRIC_TOKENS, values, 3), 0,
-        output > 0 ? (apr_uint64_t)output : 0);
+    add_tokens(series_slot(m, CR_METRIC_TOKENS, values, 2), input, output);
 }
 
 void cr_metrics_count_refusal(cr_metrics_t *m, const char *reason)
@@ -348,29 +541,144 @@ void cr_metrics_count_store_error(cr_metrics_t *m, const char *store)
     add(series_slot(m, CR_METRIC_STORE_ERRORS, values, 1), 0, 1);
 }
 
-void cr_metrics_observe_upstream(cr_metrics_t *m, const char *upstream,
-                                 apr_interval_time_t elapsed)
+/* Where this process last found the histogram series of an upstream
+ * string, by the string's address (upstream names are configuration: the
+ * same string for every request), as slot index + 1.  A hint is only a
+ * guess, checked against the slot's labels before use, so a stale one (a
+ * new table, another string at the same address) costs a lookup and
+ * nothing else. */
+#define UPSTREAM_HINTS 64
+static apr_uint32_t upstream_hints[UPSTREAM_HINTS];
+
+static APR_INLINE apr_uint32_t *upstream_hint(const char *upstream)
+{
+    apr_uintptr_t a = (apr_uintptr_t)upstream;
+
+    return &upstream_hints[(a >> 3) % UPSTREAM_HINTS];
+}
+
+/* An upstream's series without its hint: looked up, and the hint set. */
+static metric_slot *upstream_slot_lookup(cr_metrics_t *m,
+                                         const char *upstream)
 {
     const char *values[1];
-    metric_slot *s;
-    double secs;
+    metric_slot *slots = table_slots(m, CR_METRIC_UPSTREAM_SECONDS), *s;
+
+    values[0] = upstream;
+    s = series_slot(m, CR_METRIC_UPSTREAM_SECONDS, values, 1);
+    if (s) {
+        __atomic_store_n(upstream_hint(upstream),
+                         (apr_uint32_t)(s - slots) + 1, __ATOMIC_RELAXED);
+    }
+    return s;
+}
+
+static APR_INLINE metric_slot *upstream_slot(cr_metrics_t *m,
+                                             const char *upstream,
+                                             apr_size_t ulen)
+{
+    apr_uint32_t i = __atomic_load_n(upstream_hint(upstream),
+                                     __ATOMIC_RELAXED);
+
+    if (i > 0 && i <= m->tables[CR_METRIC_UPSTREAM_SECONDS].capacity) {
+        metric_slot *s = table_slots(m, CR_METRIC_UPSTREAM_SECONDS) + i - 1;
+
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_PUBLISHED
+            && s->labels_len == ulen + 1
+            && memcmp(s->labels, upstream, ulen + 1) == 0) {
+            return s;
+        }
+    }
+    return upstream_slot_lookup(m, upstream);
+}
+
+static APR_INLINE void observe(metric_slot *s, apr_interval_time_t elapsed)
+{
     int b;
 
-    if (!m) {
-        return;
-    }
     if (elapsed < 0) {
         elapsed = 0;
     }
-    values[0] = upstream;
-    s = series_slot(m, CR_METRIC_UPSTREAM_SECONDS, values, 1);
-    secs = (double)elapsed / (double)APR_USEC_PER_SEC;
-    for (b = 0; b < NBUCKETS - 1 && secs > upstream_buckets[b]; b++) {
+    for (b = 0; b < NBUCKETS - 1 && elapsed > upstream_bucket_usec[b]; b++) {
         ;
     }
     add(s, b, 1);
     add(s, SUM_IDX, (apr_uint64_t)elapsed);
     add(s, COUNT_IDX, 1);
+}
+
+void cr_metrics_observe_upstream(cr_metrics_t *m, const char *upstream,
+                                 apr_interval_time_t elapsed)
+{
+    if (!m) {
+        return;
+    }
+    if (!upstream) {
+        upstream = "";
+    }
+    observe(upstream_slot(m, upstream, strlen(upstream)), elapsed);
+}
+
+void cr_metrics_count_transaction(cr_metrics_t *m,
+                                  const cr_metrics_request_t *req)
+{
+    char buf[PACK_BYTES], code[16] = "";
+    const char *values[4];
+    apr_size_t klen, mlen, ulen, clen, pair;
+
+    if (!m) {
+        return;
+    }
+    values[0] = req->key_id ? req->key_id : "";
+    values[1] = req->model ? req->model : "";
+    values[2] = req->upstream ? req->upstream : "";
+    values[3] = code;
+    clen = status_code(code, sizeof(code), req->status);
+    klen = strlen(values[0]);
+    mlen = strlen(values[1]);
+    ulen = strlen(values[2]);
+    pair = klen + 1 + mlen + 1;
+    if (klen <= CR_METRICS_LABEL_MAX && mlen <= CR_METRICS_LABEL_MAX
+        && ulen <= CR_METRICS_LABEL_MAX
+        && pair + ulen + 1 + clen + 1 <= LABEL_BYTES) {
+        /* Nothing to cut: key_id, model, upstream and code packed once;
+         * tokens_total's set is the first two of them, and set_hash's
+         * first part (the pair) is mixed once for both. */
+        apr_uint32_t plen = (apr_uint32_t)pair;
+        apr_uint32_t len = (apr_uint32_t)(pair + ulen + 1 + clen + 1);
+        apr_uint64_t h, hreq;
+
+        copy_bytes(buf, values[0], klen + 1);
+        copy_bytes(buf + klen + 1, values[1], mlen + 1);
+        copy_bytes(buf + pair, values[2], ulen + 1);
+        copy_bytes(buf + pair + ulen + 1, code, clen + 1);
+        h = hash_absorb(m->seed[0], m->seed[1], buf, plen);
+        hreq = hash_final(hash_absorb(h, m->seed[1], buf + plen, len - plen),
+                          len);
+        add(packed_slot(m, CR_METRIC_REQUESTS, buf, len, hreq, values, 4),
+            0, 1);
+        if (req->usage_seen) {
+            add_tokens(packed_slot(m, CR_METRIC_TOKENS, buf, plen,
+                                   hash_final(h, plen), values, 2),
+                       req->input_tokens, req->output_tokens);
+        }
+    }
+    else {
+        add(series_slot(m, CR_METRIC_REQUESTS, values, 4), 0, 1);
+        if (req->usage_seen) {
+            add_tokens(series_slot(m, CR_METRIC_TOKENS, values, 2),
+                       req->input_tokens, req->output_tokens);
+        }
+    }
+    if (req->latency_seen) {
+        observe(upstream_slot(m, values[2], ulen), req->upstream_elapsed);
+    }
+    if (req->refusal) {
+        cr_metrics_count_refusal(m, req->refusal);
+    }
+    if (req->store_error) {
+        cr_metrics_count_store_error(m, req->store_error);
+    }
 }
 
 char *cr_metrics_escape(apr_pool_t *p, const char *value)
@@ -472,6 +780,17 @@ char *cr_metrics_render(cr_metrics_t *m, apr_pool_t *p)
         for (j = 0; j < order->nelts; j++) {
             merged_set *set = APR_ARRAY_IDX(order, j, merged_set *);
 
+            if (f == CR_METRIC_TOKENS) {
+                APR_ARRAY_PUSH(parts, char *) = apr_psprintf(
+                    p, "%s%s %" APR_UINT64_T_FMT "\n%s%s %" APR_UINT64_T_FMT
+                    "\n", fam->name,
+                    render_labels(p, fam, set->labels, "direction", "input"),
+                    set->values[TOKENS_INPUT], fam->name,
+                    render_labels(p, fam, set->labels, "direction",
+                                  "output"),
+                    set->values[TOKENS_OUTPUT]);
+                continue;
+            }
             if (f != CR_METRIC_UPSTREAM_SECONDS) {
                 APR_ARRAY_PUSH(parts, char *) = apr_psprintf(
                     p, "%s%s %" APR_UINT64_T_FMT "\n", fam->name,

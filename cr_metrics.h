@@ -52,7 +52,32 @@ apr_size_t cr_metrics_size(apr_uint32_t series);
 cr_metrics_t *cr_metrics_init(void *block, apr_size_t size,
                               apr_uint32_t series, int fresh);
 
-/* Count a finished request.  Any string may be NULL (counted as ""). */
+/* Everything log_transaction counts for one finished request, in one
+ * call: the (key_id, model) labels shared by requests_total and
+ * tokens_total are packed and hashed once, and the upstream's histogram
+ * series is found through a hint this process keeps per upstream string
+ * (a configuration string: the same pointer for every request).  Any
+ * string may be NULL (counted as ""). */
+typedef struct {
+    const char *key_id;
+    const char *model;
+    const char *upstream;
+    int status;
+    int usage_seen;              /* count input and output tokens */
+    apr_int64_t input_tokens;
+    apr_int64_t output_tokens;
+    int latency_seen;            /* observe upstream_elapsed */
+    apr_interval_time_t upstream_elapsed;
+    const char *refusal;         /* a reason, or NULL: not refused */
+    const char *store_error;     /* a store, or NULL: none */
+} cr_metrics_request_t;
+
+void cr_metrics_count_transaction(cr_metrics_t *m,
+                                  const cr_metrics_request_t *req);
+
+/* The same counts one family at a time.  Any string may be NULL (counted
+ * as "").  The input and output tokens of one (key_id, model) share a
+ * label set: ClawdRouterMetricsSeries bounds those pairs. */
 void cr_metrics_count_request(cr_metrics_t *m, const char *key_id,
                               const char *model, const char *upstream,
                               int status);

@@ -63,14 +63,21 @@ int cr_metrics_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         metrics = NULL;
         return OK;
     }
-    if (k->metrics && k->series == series) {
+    /* The table of the previous generation, if this module lays tables
+     * out the same way (a graceful restart onto a newer build of the
+     * module does not read an older layout as its own). */
+    if (k->metrics && k->series == series
+        && cr_metrics_init(apr_shm_baseaddr_get(k->shm),
+                           apr_shm_size_get(k->shm), series, 0)) {
         metrics = k->metrics;
         return OK;
     }
     if (k->shm) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, CRLOGNO(0801)
-                     CR_DIR_METRICS_SERIES " changed to %u: the metrics "
-                     "start again from zero", series);
+        if (k->series != series) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, CRLOGNO(0801)
+                         CR_DIR_METRICS_SERIES " changed to %u: the metrics "
+                         "start again from zero", series);
+        }
         apr_shm_destroy(k->shm);
         k->shm = NULL;
         k->metrics = NULL;
@@ -95,7 +102,7 @@ int cr_metrics_log_transaction(request_rec *r)
 {
     cr_request_ctx *ctx = cr_ctx_get(r);
     const request_rec *last = r;
-    const char *key_id, *model, *upstream;
+    cr_metrics_request_t req;
 
     if (!ctx || !metrics || r->main || !ctx->request_id) {
         return DECLINED;
@@ -103,25 +110,27 @@ int cr_metrics_log_transaction(request_rec *r)
     while (last->next) {
         last = last->next;
     }
-    key_id = ctx->key ? ctx->key->id : "";
-    model = ctx->model ? ctx->model : "";
-    upstream = ctx->upstream ? ctx->upstream->name : "";
-    cr_metrics_count_request(metrics, key_id, model, upstream, last->status);
+    req.key_id = ctx->key ? ctx->key->id : "";
+    req.model = ctx->model ? ctx->model : "";
+    /* The upstream's name is configuration: the same string on every
+     * request, which lets cr_metrics keep a hint to its histogram. */
+    req.upstream = ctx->upstream ? ctx->upstream->name : "";
+    req.status = last->status;
+    req.usage_seen = ctx->usage_seen;
+    req.input_tokens = ctx->input_tokens;
+    req.output_tokens = ctx->output_tokens;
+    req.latency_seen = ctx->forwarded && ctx->forwarded_at
+                       && ctx->first_byte_at;
+    req.upstream_elapsed = ctx->first_byte_at - ctx->forwarded_at;
+    req.refusal = NULL;
     if (ctx->refused) {
-        cr_metrics_count_refusal(metrics,
-                                 cr_error_refusal_reason(ctx->refusal));
+        req.refusal = cr_error_refusal_reason(ctx->refusal);
+        if (!req.refusal) {
+            req.refusal = "";
+        }
     }
-    if (ctx->store_error) {
-        cr_metrics_count_store_error(metrics, ctx->store_error);
-    }
-    if (ctx->usage_seen) {
-        cr_metrics_count_tokens(metrics, key_id, model, ctx->input_tokens,
-                                ctx->output_tokens);
-    }
-    if (ctx->forwarded && ctx->forwarded_at && ctx->first_byte_at) {
-        cr_metrics_observe_upstream(metrics, upstream,
-                                    ctx->first_byte_at - ctx->forwarded_at);
-    }
+    req.store_error = ctx->store_error;
+    cr_metrics_count_transaction(metrics, &req);
     return DECLINED;
 }
 

@@ -285,6 +285,21 @@ def test_series_bound(make_gateway):
     assert len([k for k in named if k != "_other"]) == 3
     assert value(page, "clawdrouter_requests_total", key_id="_other",
                  model="_other", upstream="openai", code="200") == 3
+    # For tokens the bound is on (key_id, model) pairs: three pairs keep
+    # their labels with both directions, the other three are _other.
+    tok = [dict(ls) for (n, ls) in page if n == "clawdrouter_tokens_total"]
+    assert len(tok) == 8
+    named = {(t["key_id"], t["model"]) for t in tok if t["key_id"] != "_other"}
+    assert len(named) == 3
+    for kid, model in named:
+        assert value(page, "clawdrouter_tokens_total", key_id=kid,
+                     model=model, direction="input") == 9
+        assert value(page, "clawdrouter_tokens_total", key_id=kid,
+                     model=model, direction="output") == 5
+    assert value(page, "clawdrouter_tokens_total", key_id="_other",
+                 model="_other", direction="input") == 3 * 9
+    assert value(page, "clawdrouter_tokens_total", key_id="_other",
+                 model="_other", direction="output") == 3 * 5
     # Series already counted keep their labels.
     assert chat(g, keys[0][1]).status_code == 200
     time.sleep(0.3)
