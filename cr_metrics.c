@@ -15,7 +15,7 @@
 
 #include "cr_metrics.h"
 
-#define METRICS_MAGIC     0x43524d32u   /* "CRM2" */
+#define METRICS_MAGIC     0x43524d33u   /* "CRM3" */
 
 /* Bytes of one slot's label values, each NUL-terminated, in order. */
 #define LABEL_BYTES       512
@@ -39,10 +39,10 @@ static const apr_int64_t upstream_bucket_usec[NBUCKETS - 1] = {
 };
 /* A slot's numbers: a counter uses [0]; tokens_total [0] for input and
  * [1] for output; a histogram its buckets (not cumulative), then the sum
- * in microseconds, then the count. */
-#define NVALUES  (NBUCKETS + 2)
+ * in microseconds (its count is the buckets' total, so _count always
+ * equals the +Inf bucket). */
+#define NVALUES  (NBUCKETS + 1)
 #define SUM_IDX  NBUCKETS
-#define COUNT_IDX (NBUCKETS + 1)
 
 /* How often a reader looks again at a slot another process is filling in
  * before it gives up on it (a process killed in between). */
@@ -399,7 +399,8 @@ static APR_INLINE metric_slot *first_probe(cr_metrics_t *m, int f,
 static metric_slot *packed_slot_probe(cr_metrics_t *m, int f,
                                      const char *buf, apr_uint32_t len,
                                      apr_uint64_t hash,
-                                     const char *const *values, int n)
+                                     const char *const *values, int n,
+                                     int *overflow)
 {
     metric_table *t = &m->tables[f];
     const char *other[4];
@@ -418,6 +419,7 @@ static metric_slot *packed_slot_probe(cr_metrics_t *m, int f,
         return find_slot(m, f, buf, len, hash, 1);
     }
     __atomic_fetch_sub(&t->used, 1, __ATOMIC_ACQ_REL);
+    *overflow = 1;
     other[0] = CR_METRICS_OTHER;
     other[1] = CR_METRICS_OTHER;
     for (i = 2; i < n; i++) {
@@ -427,15 +429,18 @@ static metric_slot *packed_slot_probe(cr_metrics_t *m, int f,
     return find_slot(m, f, obuf, len, set_hash(m, f, obuf, len), 1);
 }
 
-/* The same, inline where the set is found at once. */
+/* The same, inline where the set is found at once.  *overflow is set if
+ * the set was counted under "_other", left alone if not. */
 static APR_INLINE metric_slot *packed_slot(cr_metrics_t *m, int f,
                                            const char *buf, apr_uint32_t len,
                                            apr_uint64_t hash,
-                                           const char *const *values, int n)
+                                           const char *const *values, int n,
+                                           int *overflow)
 {
     metric_slot *s = first_probe(m, f, buf, len, hash);
 
-    return s ? s : packed_slot_probe(m, f, buf, len, hash, values, n);
+    return s ? s : packed_slot_probe(m, f, buf, len, hash, values, n,
+                                     overflow);
 }
 
 /* The slot for the label values of family f. */
@@ -444,9 +449,10 @@ static metric_slot *series_slot(cr_metrics_t *m, int f,
 {
     char buf[PACK_BYTES];
     apr_uint32_t len = pack_labels(buf, n, values);
+    int overflow = 0;
 
     return packed_slot(m, f, buf, len, set_hash(m, f, buf, len),
-                       values, n);
+                       values, n, &overflow);
 }
 
 static APR_INLINE void add(metric_slot *s, int idx, apr_uint64_t n)
@@ -459,8 +465,17 @@ static APR_INLINE void add(metric_slot *s, int idx, apr_uint64_t n)
 static APR_INLINE void add_tokens(metric_slot *s, apr_int64_t input,
                                   apr_int64_t output)
 {
-    add(s, TOKENS_INPUT, input > 0 ? (apr_uint64_t)input : 0);
-    add(s, TOKENS_OUTPUT, output > 0 ? (apr_uint64_t)output : 0);
+    if (!s) {
+        return;
+    }
+    if (input > 0) {
+        __atomic_fetch_add(&s->values[TOKENS_INPUT], (apr_uint64_t)input,
+                           __ATOMIC_RELAXED);
+    }
+    if (output > 0) {
+        __atomic_fetch_add(&s->values[TOKENS_OUTPUT], (apr_uint64_t)output,
+                           __ATOMIC_RELAXED);
+    }
 }
 
 /* The code label of a status, NUL-terminated; its length. */
@@ -541,55 +556,37 @@ void cr_metrics_count_store_error(cr_metrics_t *m, const char *store)
     add(series_slot(m, CR_METRIC_STORE_ERRORS, values, 1), 0, 1);
 }
 
-/* Where this process last found the histogram series of an upstream
- * string, by the string's address (upstream names are configuration: the
- * same string for every request), as slot index + 1.  A hint is only a
- * guess, checked against the slot's labels before use, so a stale one (a
- * new table, another string at the same address) costs a lookup and
- * nothing else. */
-#define UPSTREAM_HINTS 64
-static apr_uint32_t upstream_hints[UPSTREAM_HINTS];
+/* A requests_total slot also keeps where the other families' sets of its
+ * labels are: the index + 1 of the tokens_total slot of its (key_id,
+ * model) pair (only while both are counted under their own labels, not
+ * "_other": an "_other" set of requests_total stands for many pairs) and
+ * of the histogram slot of its upstream.  A link is written, with
+ * release, once the slot it names is published, and never changes but
+ * from 0 to an index: slots are never freed while the table lives, so a
+ * link read once is good for every later request of the set, in every
+ * process.  A process killed before writing one leaves 0 (the next
+ * request looks the set up and writes it). */
+#define LINK_TOKENS       1
+#define LINK_UPSTREAM     2
 
-static APR_INLINE apr_uint32_t *upstream_hint(const char *upstream)
+static APR_INLINE metric_slot *linked_slot(cr_metrics_t *m,
+                                           const metric_slot *from,
+                                           int link, int f)
 {
-    apr_uintptr_t a = (apr_uintptr_t)upstream;
+    apr_uint64_t i = __atomic_load_n(&from->values[link], __ATOMIC_ACQUIRE);
 
-    return &upstream_hints[(a >> 3) % UPSTREAM_HINTS];
+    if (i > 0 && i <= m->tables[f].capacity) {
+        return table_slots(m, f) + (i - 1);
+    }
+    return NULL;
 }
 
-/* An upstream's series without its hint: looked up, and the hint set. */
-static metric_slot *upstream_slot_lookup(cr_metrics_t *m,
-                                         const char *upstream)
+static void link_slot(cr_metrics_t *m, metric_slot *from, int link, int f,
+                      const metric_slot *to)
 {
-    const char *values[1];
-    metric_slot *slots = table_slots(m, CR_METRIC_UPSTREAM_SECONDS), *s;
-
-    values[0] = upstream;
-    s = series_slot(m, CR_METRIC_UPSTREAM_SECONDS, values, 1);
-    if (s) {
-        __atomic_store_n(upstream_hint(upstream),
-                         (apr_uint32_t)(s - slots) + 1, __ATOMIC_RELAXED);
-    }
-    return s;
-}
-
-static APR_INLINE metric_slot *upstream_slot(cr_metrics_t *m,
-                                             const char *upstream,
-                                             apr_size_t ulen)
-{
-    apr_uint32_t i = __atomic_load_n(upstream_hint(upstream),
-                                     __ATOMIC_RELAXED);
-
-    if (i > 0 && i <= m->tables[CR_METRIC_UPSTREAM_SECONDS].capacity) {
-        metric_slot *s = table_slots(m, CR_METRIC_UPSTREAM_SECONDS) + i - 1;
-
-        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_PUBLISHED
-            && s->labels_len == ulen + 1
-            && memcmp(s->labels, upstream, ulen + 1) == 0) {
-            return s;
-        }
-    }
-    return upstream_slot_lookup(m, upstream);
+    __atomic_store_n(&from->values[link],
+                     (apr_uint64_t)(to - table_slots(m, f)) + 1,
+                     __ATOMIC_RELEASE);
 }
 
 static APR_INLINE void observe(metric_slot *s, apr_interval_time_t elapsed)
@@ -599,24 +596,29 @@ static APR_INLINE void observe(metric_slot *s, apr_interval_time_t elapsed)
     if (elapsed < 0) {
         elapsed = 0;
     }
+    if (!s) {
+        return;
+    }
     for (b = 0; b < NBUCKETS - 1 && elapsed > upstream_bucket_usec[b]; b++) {
         ;
     }
-    add(s, b, 1);
-    add(s, SUM_IDX, (apr_uint64_t)elapsed);
-    add(s, COUNT_IDX, 1);
+    __atomic_fetch_add(&s->values[b], 1, __ATOMIC_RELAXED);
+    if (elapsed > 0) {
+        __atomic_fetch_add(&s->values[SUM_IDX], (apr_uint64_t)elapsed,
+                           __ATOMIC_RELAXED);
+    }
 }
 
 void cr_metrics_observe_upstream(cr_metrics_t *m, const char *upstream,
                                  apr_interval_time_t elapsed)
 {
+    const char *values[1];
+
     if (!m) {
         return;
     }
-    if (!upstream) {
-        upstream = "";
-    }
-    observe(upstream_slot(m, upstream, strlen(upstream)), elapsed);
+    values[0] = upstream;
+    observe(series_slot(m, CR_METRIC_UPSTREAM_SECONDS, values, 1), elapsed);
 }
 
 void cr_metrics_count_transaction(cr_metrics_t *m,
@@ -625,6 +627,8 @@ void cr_metrics_count_transaction(cr_metrics_t *m,
     char buf[PACK_BYTES], code[16] = "";
     const char *values[4];
     apr_size_t klen, mlen, ulen, clen, pair;
+    metric_slot *rs = NULL, *ts = NULL, *us = NULL;
+    int linked = 0;
 
     if (!m) {
         return;
@@ -647,31 +651,64 @@ void cr_metrics_count_transaction(cr_metrics_t *m,
         apr_uint32_t plen = (apr_uint32_t)pair;
         apr_uint32_t len = (apr_uint32_t)(pair + ulen + 1 + clen + 1);
         apr_uint64_t h, hreq;
+        int rs_other = 0, ts_other = 0;
 
         copy_bytes(buf, values[0], klen + 1);
         copy_bytes(buf + klen + 1, values[1], mlen + 1);
         copy_bytes(buf + pair, values[2], ulen + 1);
-        copy_bytes(buf + pair + ulen + 1, code, clen + 1);
+        if (clen == 3) {
+            memcpy(buf + pair + ulen + 1, code, 4);
+        }
+        else {
+            copy_bytes(buf + pair + ulen + 1, code, clen + 1);
+        }
         h = hash_absorb(m->seed[0], m->seed[1], buf, plen);
         hreq = hash_final(hash_absorb(h, m->seed[1], buf + plen, len - plen),
                           len);
-        add(packed_slot(m, CR_METRIC_REQUESTS, buf, len, hreq, values, 4),
-            0, 1);
-        if (req->usage_seen) {
-            add_tokens(packed_slot(m, CR_METRIC_TOKENS, buf, plen,
-                                   hash_final(h, plen), values, 2),
-                       req->input_tokens, req->output_tokens);
+        rs = packed_slot(m, CR_METRIC_REQUESTS, buf, len, hreq, values, 4,
+                         &rs_other);
+        /* The set's labels are the request's own, uncut: its upstream
+         * label is the upstream's (links are kept only then). */
+        linked = rs != NULL;
+        if (rs && req->usage_seen) {
+            if (!rs_other) {
+                ts = linked_slot(m, rs, LINK_TOKENS, CR_METRIC_TOKENS);
+            }
+            if (!ts) {
+                ts = packed_slot(m, CR_METRIC_TOKENS, buf, plen,
+                                 hash_final(h, plen), values, 2, &ts_other);
+                if (ts && !rs_other && !ts_other) {
+                    link_slot(m, rs, LINK_TOKENS, CR_METRIC_TOKENS, ts);
+                }
+            }
         }
     }
     else {
-        add(series_slot(m, CR_METRIC_REQUESTS, values, 4), 0, 1);
-        if (req->usage_seen) {
-            add_tokens(series_slot(m, CR_METRIC_TOKENS, values, 2),
-                       req->input_tokens, req->output_tokens);
+        rs = series_slot(m, CR_METRIC_REQUESTS, values, 4);
+    }
+    if (rs) {
+        __atomic_fetch_add(&rs->values[0], 1, __ATOMIC_RELAXED);
+    }
+    if (req->usage_seen) {
+        if (!ts) {
+            ts = series_slot(m, CR_METRIC_TOKENS, values, 2);
         }
+        add_tokens(ts, req->input_tokens, req->output_tokens);
     }
     if (req->latency_seen) {
-        observe(upstream_slot(m, values[2], ulen), req->upstream_elapsed);
+        /* Every set of requests_total, "_other" too, has one upstream. */
+        if (linked) {
+            us = linked_slot(m, rs, LINK_UPSTREAM,
+                             CR_METRIC_UPSTREAM_SECONDS);
+        }
+        if (!us) {
+            us = series_slot(m, CR_METRIC_UPSTREAM_SECONDS, values + 2, 1);
+            if (us && linked) {
+                link_slot(m, rs, LINK_UPSTREAM, CR_METRIC_UPSTREAM_SECONDS,
+                          us);
+            }
+        }
+        observe(us, req->upstream_elapsed);
     }
     if (req->refusal) {
         cr_metrics_count_refusal(m, req->refusal);
@@ -820,7 +857,7 @@ char *cr_metrics_render(cr_metrics_t *m, apr_pool_t *p)
                     fam->name, render_labels(p, fam, set->labels, NULL, NULL),
                     (double)set->values[SUM_IDX] / (double)APR_USEC_PER_SEC,
                     fam->name, render_labels(p, fam, set->labels, NULL, NULL),
-                    set->values[COUNT_IDX]);
+                    cumulative);
             }
         }
     }

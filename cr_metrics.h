@@ -53,11 +53,10 @@ cr_metrics_t *cr_metrics_init(void *block, apr_size_t size,
                               apr_uint32_t series, int fresh);
 
 /* Everything log_transaction counts for one finished request, in one
- * call: the (key_id, model) labels shared by requests_total and
- * tokens_total are packed and hashed once, and the upstream's histogram
- * series is found through a hint this process keeps per upstream string
- * (a configuration string: the same pointer for every request).  Any
- * string may be NULL (counted as ""). */
+ * call: the labels are packed and hashed once, and the request's set of
+ * requests_total links to its sets of tokens_total and of the upstream
+ * histogram, so that a set seen before costs one lookup.  Any string may
+ * be NULL (counted as ""). */
 typedef struct {
     const char *key_id;
     const char *model;

@@ -130,3 +130,14 @@ void cr_rate_grid_refused(apr_time_t anchor, apr_int64_t rpm, apr_time_t now,
         result->retry_after = 1;
     }
 }
+
+apr_uint64_t cr_rate_id_fnv(const char *id)
+{
+    apr_uint64_t h = APR_UINT64_C(0xcbf29ce484222325);
+
+    for (; *id; id++) {
+        h ^= (unsigned char)*id;
+        h *= APR_UINT64_C(0x100000001b3);
+    }
+    return h;
+}

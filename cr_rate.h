@@ -74,4 +74,9 @@ void cr_rate_grid_admitted(apr_time_t anchor, apr_int64_t rpm,
 void cr_rate_grid_refused(apr_time_t anchor, apr_int64_t rpm, apr_time_t now,
                           apr_int64_t next, cr_rate_result_t *result);
 
+/* FNV-1a (64 bits) of a key id: where the shm rate table (cr_ratetable.c)
+ * and the token table (cr_tokenstore.c) place the key, each in its own
+ * way.  A request computes it once for both. */
+apr_uint64_t cr_rate_id_fnv(const char *id);
+
 #endif /* CR_RATE_H */

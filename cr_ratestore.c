@@ -55,7 +55,8 @@ typedef struct {
     apr_status_t (*post_config)(apr_pool_t *pconf, server_rec *s);
     apr_status_t (*child_init)(apr_pool_t *p, server_rec *s);
     apr_status_t (*take)(request_rec *r, const char *key_id,
-                         apr_int64_t rpm, cr_rate_result_t *result);
+                         apr_uint64_t key_fnv, apr_int64_t rpm,
+                         cr_rate_result_t *result);
 } ratestore_backend;
 
 /* Lives in the process pool: the same table for every generation of
@@ -308,11 +309,13 @@ static apr_status_t shm_child_init(apr_pool_t *p, server_rec *s)
 
 /* One decision: no lock; the clock is read once, just before. */
 static apr_status_t shm_take(request_rec *r, const char *key_id,
-                             apr_int64_t rpm, cr_rate_result_t *result)
+                             apr_uint64_t key_fnv, apr_int64_t rpm,
+                             cr_rate_result_t *result)
 {
     int evicted = 0;
-    apr_status_t rv = cr_ratetable_take(table, key_id, rpm, apr_time_now(),
-                                        result, &evicted);
+    apr_status_t rv = cr_ratetable_take_fnv(table, key_fnv, rpm,
+                                            apr_time_now(), result,
+                                            &evicted);
 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0221)
@@ -658,12 +661,14 @@ static int revive_servers(void)
  * its next use fails to write (EPIPE) and drops it.  So up to twice as
  * many tries as the pool holds connections, and two more. */
 static apr_status_t remote_take(request_rec *r, const char *key_id,
-                                apr_int64_t rpm, cr_rate_result_t *result)
+                                apr_uint64_t key_fnv, apr_int64_t rpm,
+                                cr_rate_result_t *result)
 {
     const char *what = "";
     apr_status_t rv;
     int attempt = 0;
 
+    (void)key_fnv;              /* the servers' keys are made of key_id */
     for (;;) {
         if (!revive_servers()) {
             return store_failed(r, APR_TIMEUP, "timed out less than 5 s ago");
@@ -817,12 +822,13 @@ void cr_ratestore_child_init(apr_pool_t *p, server_rec *s)
 }
 
 apr_status_t cr_ratestore_take(request_rec *r, const char *key_id,
-                               apr_int64_t rpm, cr_rate_result_t *result)
+                               apr_uint64_t key_fnv, apr_int64_t rpm,
+                               cr_rate_result_t *result)
 {
     if (!backend) {
         return store_failed(r, APR_EINIT, "not initialised");
     }
-    return backend->take(r, key_id, rpm, result);
+    return backend->take(r, key_id, key_fnv, rpm, result);
 }
 
 /* ------------------------------------------------------------------ */

@@ -38,12 +38,14 @@ int cr_ratestore_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp, server_rec *s);
 void cr_ratestore_child_init(apr_pool_t *p, server_rec *s);
 
-/* Decide one request of the key key_id (limit rpm > 0).  APR_SUCCESS with
- * *result filled; any other status means the shared store could not be
- * asked (the caller applies ClawdRouterRateStoreFailure; this function has
- * already logged the outage, at most once per 10 s per process). */
+/* Decide one request of the key key_id (limit rpm > 0; key_fnv is
+ * cr_rate_id_fnv(key_id)).  APR_SUCCESS with *result filled; any other
+ * status means the shared store could not be asked (the caller applies
+ * ClawdRouterRateStoreFailure; this function has already logged the
+ * outage, at most once per 10 s per process). */
 apr_status_t cr_ratestore_take(request_rec *r, const char *key_id,
-                               apr_int64_t rpm, cr_rate_result_t *result);
+                               apr_uint64_t key_fnv, apr_int64_t rpm,
+                               cr_rate_result_t *result);
 
 /* For the token counts that live in the same store (cr_tokenshared.c). */
 typedef enum {

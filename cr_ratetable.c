@@ -84,15 +84,12 @@ apr_uint64_t cr_ratetable_evictions(const cr_ratetable_t *t)
     return __atomic_load_n(&t->evictions, __ATOMIC_RELAXED);
 }
 
-/* FNV-1a, then MurmurHash3's finaliser to spread every bit; never 0. */
-static apr_uint64_t key_hash(const char *s)
+/* FNV-1a (cr_rate_id_fnv), then MurmurHash3's finaliser to spread every
+ * bit; never 0. */
+static apr_uint64_t key_hash(apr_uint64_t fnv)
 {
-    apr_uint64_t h = APR_UINT64_C(0xcbf29ce484222325);
+    apr_uint64_t h = fnv;
 
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= APR_UINT64_C(0x100000001b3);
-    }
     h ^= h >> 33;
     h *= APR_UINT64_C(0xff51afd7ed558ccd);
     h ^= h >> 33;
@@ -199,7 +196,15 @@ apr_status_t cr_ratetable_take(cr_ratetable_t *t, const char *key_id,
                                apr_int64_t rpm, apr_time_t now,
                                cr_rate_result_t *result, int *evicted)
 {
-    apr_uint64_t h = key_hash(key_id);
+    return cr_ratetable_take_fnv(t, cr_rate_id_fnv(key_id), rpm, now, result,
+                                 evicted);
+}
+
+apr_status_t cr_ratetable_take_fnv(cr_ratetable_t *t, apr_uint64_t key_fnv,
+                                   apr_int64_t rpm, apr_time_t now,
+                                   cr_rate_result_t *result, int *evicted)
+{
+    apr_uint64_t h = key_hash(key_fnv);
     int attempt;
 
     *evicted = 0;

@@ -55,6 +55,11 @@ apr_status_t cr_ratetable_take(cr_ratetable_t *t, const char *key_id,
                                apr_int64_t rpm, apr_time_t now,
                                cr_rate_result_t *result, int *evicted);
 
+/* The same, for the key whose cr_rate_id_fnv is key_fnv. */
+apr_status_t cr_ratetable_take_fnv(cr_ratetable_t *t, apr_uint64_t key_fnv,
+                                   apr_int64_t rpm, apr_time_t now,
+                                   cr_rate_result_t *result, int *evicted);
+
 /* Keys that gave way to another since the table was made. */
 apr_uint64_t cr_ratetable_evictions(const cr_ratetable_t *t);
 

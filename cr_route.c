@@ -73,6 +73,47 @@ const char *cr_route_normalize_url(apr_pool_t *p, const char *url)
     return apr_pstrmemdup(p, url, len);
 }
 
+/* cr_route_t.match: how cr_key_glob_match matches the glob. */
+enum { MATCH_UNPREPARED, MATCH_EXACT, MATCH_PREFIX, MATCH_FNMATCH };
+
+void cr_route_prepare(apr_pool_t *p, cr_route_t *route)
+{
+    const cr_upstream_t *up = route->upstream;
+
+    /* As cr_key_glob_match decides it for every name. */
+    apr_size_t n = route->glob ? strcspn(route->glob, "*?[\\") : 0;
+
+    route->literal_len = n;
+    if (route->glob == NULL) {
+        route->match = MATCH_UNPREPARED;
+    }
+    else if (route->glob[n] == '\0') {
+        route->match = MATCH_EXACT;
+    }
+    else if (route->glob[n] == '*' && route->glob[n + 1] == '\0') {
+        route->match = MATCH_PREFIX;
+    }
+    else {
+        route->match = MATCH_FNMATCH;
+    }
+    route->proxy_url = up ? apr_pstrcat(p, "proxy:", up->url, NULL) : NULL;
+    route->proxy_url_len = up ? strlen(route->proxy_url) : 0;
+    route->bearer = up && up->credential
+                    ? apr_pstrcat(p, "Bearer ", up->credential, NULL) : NULL;
+}
+
+static int route_matches(const cr_route_t *route, const char *model)
+{
+    switch (route->match) {
+    case MATCH_EXACT:
+        return strcmp(route->glob, model) == 0;
+    case MATCH_PREFIX:
+        return strncmp(route->glob, model, route->literal_len) == 0;
+    default:
+        return cr_key_glob_match(route->glob, model);
+    }
+}
+
 const cr_route_t *cr_route_find(const apr_array_header_t *routes,
                                 const char *model, cr_protocol_e proto)
 {
@@ -88,7 +129,7 @@ const cr_route_t *cr_route_find(const apr_array_header_t *routes,
             || route->upstream->protocol != proto) {
             continue;
         }
-        if (cr_key_glob_match(route->glob, model)) {
+        if (route_matches(route, model)) {
             return route;
         }
     }

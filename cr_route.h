@@ -19,7 +19,20 @@ typedef struct {
     const char *glob;
     const char *upstream_name;
     const cr_upstream_t *upstream;   /* resolved at post_config */
+    /* Made once the upstream is resolved (cr_route_prepare; match 0 = not
+     * prepared): how the glob matches and the length of its literal part,
+     * "proxy:" and the upstream's URL, "Bearer " and its credential (NULL
+     * without one). */
+    int match;
+    apr_size_t literal_len;
+    const char *proxy_url;
+    apr_size_t proxy_url_len;
+    const char *bearer;
 } cr_route_t;
+
+/* Compute the prepared fields of a route (strings from p) once its
+ * upstream is resolved (or NULL). */
+void cr_route_prepare(apr_pool_t *p, cr_route_t *route);
 
 /* "openai" / "anthropic" (case-insensitive); -1 if neither. */
 int cr_route_parse_protocol(const char *s);

@@ -18,16 +18,54 @@
 /* Latest time cr_time_format_rfc3339() can write with a four-digit year. */
 #define CR_TIME_MAX_SECONDS APR_INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
-const char *cr_time_format_rfc3339(apr_pool_t *p, apr_time_t t)
+/* Two digits of v (0..99) at out. */
+static char *put2(char *out, int v)
+{
+    out[0] = (char)('0' + v / 10);
+    out[1] = (char)('0' + v % 10);
+    return out + 2;
+}
+
+apr_size_t cr_time_put_rfc3339(char *buf, apr_time_t t)
 {
     apr_time_exp_t xt;
+    int year;
+    char *out = buf;
 
     if (apr_time_exp_gmt(&xt, t) != APR_SUCCESS) {
-        return NULL;
+        return 0;
     }
-    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ",
-                        xt.tm_year + 1900, xt.tm_mon + 1, xt.tm_mday,
-                        xt.tm_hour, xt.tm_min, xt.tm_sec);
+    year = xt.tm_year + 1900;
+    if (year < 0 || year > 9999) {
+        /* Not four digits: what "%04d" makes of it. */
+        return (apr_size_t)apr_snprintf(buf, CR_TIME_RFC3339_SIZE,
+                                        "%04d-%02d-%02dT%02d:%02d:%02dZ",
+                                        year, xt.tm_mon + 1, xt.tm_mday,
+                                        xt.tm_hour, xt.tm_min, xt.tm_sec);
+    }
+    out = put2(out, year / 100);
+    out = put2(out, year % 100);
+    *out++ = '-';
+    out = put2(out, xt.tm_mon + 1);
+    *out++ = '-';
+    out = put2(out, xt.tm_mday);
+    *out++ = 'T';
+    out = put2(out, xt.tm_hour);
+    *out++ = ':';
+    out = put2(out, xt.tm_min);
+    *out++ = ':';
+    out = put2(out, xt.tm_sec);
+    *out++ = 'Z';
+    *out = '\0';
+    return (apr_size_t)(out - buf);
+}
+
+const char *cr_time_format_rfc3339(apr_pool_t *p, apr_time_t t)
+{
+    char buf[CR_TIME_RFC3339_SIZE];
+    apr_size_t n = cr_time_put_rfc3339(buf, t);
+
+    return n ? apr_pstrmemdup(p, buf, n) : NULL;
 }
 
 /* Exactly n decimal digits at *s; advances *s. */
@@ -212,39 +250,56 @@ static char *put_count(char *out, apr_int64_t v, const char *unit)
     return out;
 }
 
-/* Written by hand, not with apr_psprintf: it is in every rate-limited
- * response's headers. */
-const char *cr_time_format_duration(apr_pool_t *p, apr_interval_time_t d)
+apr_size_t cr_time_put_duration(char *buf, apr_interval_time_t d)
 {
     apr_int64_t secs, h, m;
-    char *buf, *out;
+    char *out = buf;
 
     if (d <= 0) {
-        return "0s";
+        memcpy(buf, "0s", 3);
+        return 2;
     }
     if (d < APR_USEC_PER_SEC) {
         apr_int64_t ms = (d + 999) / 1000;
         if (ms >= 1000) {
-            return "1s";
+            memcpy(buf, "1s", 3);
+            return 2;
         }
-        buf = apr_palloc(p, 8);
-        *put_count(buf, ms, "ms") = '\0';
-        return buf;
+        out = put_count(out, ms, "ms");
+        *out = '\0';
+        return (apr_size_t)(out - buf);
     }
     secs = (d + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC;
     h = secs / 3600;
     m = (secs % 3600) / 60;
     secs %= 60;
     /* h has at most 16 digits (an apr_interval_time_t in seconds). */
-    out = buf = apr_palloc(p, 32);
     if (h > 0) {
         out = put_count(out, h, "h");
     }
     if (h > 0 || m > 0) {
         out = put_count(out, m, "m");
     }
-    *put_count(out, secs, "s") = '\0';
-    return buf;
+    out = put_count(out, secs, "s");
+    *out = '\0';
+    return (apr_size_t)(out - buf);
+}
+
+/* Written by hand, not with apr_psprintf: it is in every rate-limited
+ * response's headers. */
+const char *cr_time_format_duration(apr_pool_t *p, apr_interval_time_t d)
+{
+    char buf[CR_TIME_DURATION_SIZE];
+    apr_size_t n;
+
+    if (d <= 0) {
+        return "0s";
+    }
+    if (d < APR_USEC_PER_SEC && (d + 999) / 1000 >= 1000) {
+        return "1s";
+    }
+    n = cr_time_put_duration(buf, d);
+    return apr_pstrmemdup(p, buf, n);
 }
 
 int cr_time_once_per(apr_uint32_t *last, apr_uint32_t now,

@@ -10,6 +10,11 @@
 /* "2026-11-27T17:32:41Z" (UTC, whole seconds). */
 const char *cr_time_format_rfc3339(apr_pool_t *p, apr_time_t t);
 
+/* The same text, NUL-terminated, in buf (CR_TIME_RFC3339_SIZE bytes);
+ * returns its length, 0 if t cannot be written. */
+#define CR_TIME_RFC3339_SIZE 32
+apr_size_t cr_time_put_rfc3339(char *buf, apr_time_t t);
+
 /* RFC 3339: "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)"; 't' and 'z'
  * accepted too.  APR_SUCCESS or APR_EINVAL. */
 apr_status_t cr_time_parse_rfc3339(const char *s, apr_time_t *t);
@@ -23,6 +28,11 @@ apr_status_t cr_time_parse_expires(const char *s, apr_time_t now,
  * one second or more are rounded up to whole seconds; below a second,
  * whole milliseconds (at least "1ms" for a positive d, "0s" for d <= 0). */
 const char *cr_time_format_duration(apr_pool_t *p, apr_interval_time_t d);
+
+/* The same text, NUL-terminated, in buf (CR_TIME_DURATION_SIZE bytes);
+ * returns its length. */
+#define CR_TIME_DURATION_SIZE 32
+apr_size_t cr_time_put_duration(char *buf, apr_interval_time_t d);
 
 /* True for one caller per `every` seconds of `now` (apr_time_sec): *last is
  * an atomic word shared by the process's threads, 0 = never.  Outage lines

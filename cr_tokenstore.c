@@ -64,27 +64,16 @@ typedef struct {
 
 static token_table *tokens_table;   /* in every process after post_config */
 
-/* FNV-1a, never 0. */
-static apr_uint64_t id_hash(const char *id)
-{
-    apr_uint64_t h = APR_UINT64_C(14695981039346656037);
-
-    for (; *id; id++) {
-        h ^= (unsigned char)*id;
-        h *= APR_UINT64_C(1099511628211);
-    }
-    return h ? h : 1;
-}
-
-static token_slot *find_slot(const char *key_id, int claim)
+/* The slot of the key whose id's FNV-1a is key_fnv (cr_rate_id_fnv; the
+ * slot's tag, never 0, is also what the state file keeps). */
+static token_slot *find_slot(apr_uint64_t key_fnv, int claim)
 {
     token_table *t = tokens_table;
-    apr_uint64_t h, i;
+    apr_uint64_t h = key_fnv ? key_fnv : 1, i;
 
     if (!t) {
         return NULL;
     }
-    h = id_hash(key_id);
     for (i = 0; i < TOKENS_PROBE && i < t->nslots; i++) {
         token_slot *slot = &t->slots[(h + i) & (t->nslots - 1)];
         apr_uint64_t tag = apr_atomic_read64(&slot->tag);
@@ -259,6 +248,7 @@ void cr_tokenstore_child_init(apr_pool_t *p, server_rec *s)
 }
 
 apr_status_t cr_tokenstore_state(request_rec *r, const char *key_id,
+                                 apr_uint64_t key_fnv,
                                  cr_quota_period_e period,
                                  apr_int64_t tpm, apr_time_t now,
                                  cr_rate_result_t *bucket,
@@ -270,7 +260,7 @@ apr_status_t cr_tokenstore_state(request_rec *r, const char *key_id,
         return cr_tokenshared_state(r, key_id, period, tpm, now, bucket,
                                     used);
     }
-    slot = find_slot(key_id, 1);
+    slot = find_slot(key_fnv, 1);
     if (!slot) {
         return APR_ENOSPC;
     }
@@ -302,12 +292,13 @@ apr_int64_t cr_tokenstore_used(const char *key_id, cr_quota_period_e period,
         apr_pool_destroy(p);
         return used;
     }
-    slot = find_slot(key_id, 0);
+    slot = find_slot(cr_rate_id_fnv(key_id), 0);
     return slot ? cr_quota_used(apr_atomic_read64(&slot->quota), period, now)
                 : 0;
 }
 
 apr_status_t cr_tokenstore_charge(request_rec *r, const char *key_id,
+                                  apr_uint64_t key_fnv,
                                   apr_int64_t tpm, int count_quota,
                                   cr_quota_period_e period,
                                   apr_time_t now, apr_int64_t tokens)
@@ -319,7 +310,7 @@ apr_status_t cr_tokenstore_charge(request_rec *r, const char *key_id,
         return cr_tokenshared_charge(r, key_id, tpm, count_quota, period,
                                      now, tokens);
     }
-    slot = find_slot(key_id, 1);
+    slot = find_slot(key_fnv, 1);
     if (!slot) {
         return APR_ENOSPC;
     }

@@ -24,11 +24,14 @@ int cr_tokenstore_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
 /* child_init: the shared store's connections, if it is used. */
 void cr_tokenstore_child_init(apr_pool_t *p, server_rec *s);
 
-/* The state of a key at now: its bucket (when tpm > 0) and the tokens it
- * used in the period.  APR_ENOSPC when the shm table has no room for it;
- * another failure when the shared store could not be asked (already
- * logged; ClawdRouterRateStoreFailure applies). */
-apr_status_t cr_tokenstore_state(request_rec *r, const char *key_id, cr_quota_period_e period,
+/* The state of a key at now (key_fnv is cr_rate_id_fnv(key_id)): its
+ * bucket (when tpm > 0) and the tokens it used in the period.  APR_ENOSPC
+ * when the shm table has no room for it; another failure when the shared
+ * store could not be asked (already logged; ClawdRouterRateStoreFailure
+ * applies). */
+apr_status_t cr_tokenstore_state(request_rec *r, const char *key_id,
+                                 apr_uint64_t key_fnv,
+                                 cr_quota_period_e period,
                                  apr_int64_t tpm, apr_time_t now,
                                  cr_rate_result_t *bucket,
                                  apr_int64_t *used);
@@ -40,7 +43,8 @@ apr_int64_t cr_tokenstore_used(const char *key_id, cr_quota_period_e period,
 
 /* Charge a response's tokens: to the bucket when tpm > 0, to the quota
  * count when count_quota.  Failures as cr_tokenstore_state. */
-apr_status_t cr_tokenstore_charge(request_rec *r, const char *key_id, apr_int64_t tpm,
+apr_status_t cr_tokenstore_charge(request_rec *r, const char *key_id,
+                                  apr_uint64_t key_fnv, apr_int64_t tpm,
                                   int count_quota, cr_quota_period_e period,
                                   apr_time_t now, apr_int64_t tokens);
 

@@ -75,10 +75,12 @@ static ap_filter_rec_t *headers_filter_handle;
  * canonicalisation escapes it once again, as for ProxyPass, and adds the
  * query string. */
 static char *proxy_filename(request_rec *r, const cr_dir_conf *dconf,
-                            const cr_upstream_t *up)
+                            const cr_route_t *route)
 {
     const char *suffix = r->uri;
     const char *loc = dconf->location;
+    apr_size_t slash, len;
+    char *name, *out;
 
     if (loc) {
         apr_size_t n = cr_config_location_prefix_len(loc);
@@ -86,8 +88,18 @@ static char *proxy_filename(request_rec *r, const cr_dir_conf *dconf,
             suffix = r->uri + n;
         }
     }
-    return apr_pstrcat(r->pool, "proxy:", up->url,
-                       *suffix && *suffix != '/' ? "/" : "", suffix, NULL);
+    /* route->proxy_url is "proxy:" and the upstream's URL, made at
+     * start-up. */
+    slash = *suffix && *suffix != '/';
+    len = strlen(suffix);
+    out = name = apr_palloc(r->pool, route->proxy_url_len + slash + len + 1);
+    memcpy(out, route->proxy_url, route->proxy_url_len);
+    out += route->proxy_url_len;
+    if (slash) {
+        *out++ = '/';
+    }
+    memcpy(out, suffix, len + 1);
+    return name;
 }
 
 /* Before anything counts: a body framed by anything but one "chunked"
@@ -240,7 +252,7 @@ static int check_rate(request_rec *r, cr_request_ctx *ctx,
         return OK;
     }
     memset(&res, 0, sizeof(res));
-    rv = cr_ratestore_take(r, ctx->key->id, rpm, &res);
+    rv = cr_ratestore_take(r, ctx->key->id, ctx->key_fnv, rpm, &res);
     if (rv != APR_SUCCESS) {
         /* cr_ratestore_take has logged the outage (once per interval). */
         ctx->store_error = "rate";
@@ -291,8 +303,14 @@ static int clawdrouter_fixups(request_rec *r)
     }
 
     cr_request_identify(r, ctx);
-    apr_table_setn(r->err_headers_out, "Request-Id", ctx->request_id);
-    apr_table_setn(r->subprocess_env, CR_ENV_REQUEST_ID, ctx->request_id);
+    /* What the gateway sets once per request in these tables is added
+     * (not set) when they are still empty: it cannot be there yet. */
+    ctx->err_headers_ours = apr_is_empty_table(r->err_headers_out);
+    ctx->env_ours = apr_is_empty_table(r->subprocess_env);
+    cr_request_table_put(r->err_headers_out, ctx->err_headers_ours,
+                         "Request-Id", ctx->request_id);
+    cr_request_table_put(r->subprocess_env, ctx->env_ours,
+                         CR_ENV_REQUEST_ID, ctx->request_id);
 
     if ((rc = check_transfer_encoding(r, ctx)) != OK
         || (rc = check_websocket(r, ctx)) != OK) {
@@ -325,8 +343,14 @@ static int clawdrouter_fixups(request_rec *r)
                           apr_psprintf(r->pool, "The model '%s' is not "
                                        "served here.", ctx->model));
     }
+    ctx->route = route;
     ctx->upstream = route->upstream;
-    apr_table_setn(r->subprocess_env, CR_ENV_UPSTREAM, ctx->upstream->name);
+    cr_request_table_put(r->subprocess_env, ctx->env_ours, CR_ENV_UPSTREAM,
+                         ctx->upstream->name);
+    if (!ctx->not_counted) {
+        /* Where the rate and the token tables keep the key. */
+        ctx->key_fnv = cr_rate_id_fnv(ctx->key->id);
+    }
     if (!ctx->not_counted
         && ((rc = check_rate(r, ctx, sconf)) != OK
             || (rc = cr_tokens_check_request(r, ctx, sconf)) != OK)) {
@@ -341,9 +365,12 @@ static int clawdrouter_fixups(request_rec *r)
     /* Step 7: hand over to mod_proxy, as mod_rewrite's [P] does. */
     ap_add_input_filter_handle(body_replay_filter_handle, body, r,
                                r->connection);
-    apr_table_setn(r->headers_in, "Request-Id", ctx->request_id);
-    apr_table_setn(r->headers_in, "X-Request-Id", ctx->request_id);
-    r->filename = proxy_filename(r, dconf, ctx->upstream);
+    /* Replacing what the client sent, if it sent it. */
+    cr_request_table_put(r->headers_in, !ctx->client_request_id,
+                         "Request-Id", ctx->request_id);
+    cr_request_table_put(r->headers_in, !ctx->client_x_request_id,
+                         "X-Request-Id", ctx->request_id);
+    r->filename = proxy_filename(r, dconf, route);
     r->handler = "proxy-server";
     r->proxyreq = PROXYREQ_REVERSE;
     ctx->forwarded = 1;
@@ -352,6 +379,54 @@ static int clawdrouter_fixups(request_rec *r)
                   "key %s model %s -> upstream %s", ctx->key->id,
                   ctx->model, ctx->upstream->name);
     return OK;
+}
+
+/* 0x80 in each byte of x that is zero, 0 in the others (exact: no carry
+ * from one byte into the next). */
+static APR_INLINE apr_uint64_t zero_bytes(apr_uint64_t x)
+{
+    const apr_uint64_t low7 = APR_UINT64_C(0x7f7f7f7f7f7f7f7f);
+
+    return ~(((x & low7) + low7) | x | low7);
+}
+
+/* Eight bytes of a path hold a '%', or a '/' followed by '.' or '/'. */
+static APR_INLINE int word_not_plain(const char *c)
+{
+    const apr_uint64_t ones = APR_UINT64_C(0x0101010101010101);
+    apr_uint64_t w, slash, dot_or_slash;
+
+    memcpy(&w, c, sizeof(w));
+    slash = zero_bytes(w ^ (ones * '/'));
+    dot_or_slash = slash | zero_bytes(w ^ (ones * '.'));
+#if APR_IS_BIGENDIAN
+    dot_or_slash <<= 8;             /* the next byte is the lower one */
+#else
+    dot_or_slash >>= 8;             /* the next byte is the higher one */
+#endif
+    return zero_bytes(w ^ (ones * '%')) != 0 || (slash & dot_or_slash) != 0;
+}
+
+/* The usual path: no escape, no dot segment, no doubled slash.  Eight
+ * bytes at a time, windows overlapping by one byte so that no pair of
+ * neighbours is missed (the last window ends at the path's end; a short
+ * path is padded with NULs, which match nothing). */
+static int uri_is_plain(const char *uri)
+{
+    apr_size_t len = strlen(uri), i;
+    char pad[8];
+
+    if (len < sizeof(pad)) {
+        memset(pad, 0, sizeof(pad));
+        memcpy(pad, uri, len + 1);
+        return !word_not_plain(pad);
+    }
+    for (i = 0; i + 8 < len; i += 7) {
+        if (word_not_plain(uri + i)) {
+            return 0;
+        }
+    }
+    return !word_not_plain(uri + len - 8);
 }
 
 /* r->uri as httpd's location walk will see it (ap_process_request_internal
@@ -367,18 +442,12 @@ static const char *uri_as_walked(request_rec *r)
         r->server->lookup_defaults);
     unsigned int nflags = AP_NORMALIZE_NOT_ABOVE_ROOT;
     unsigned int uflags = AP_UNESCAPE_URL_KEEP_UNRESERVED;
-    const char *c;
     char *uri;
 
-    /* The usual path: no escape, no dot segment, no doubled slash.  Each
-     * step below leaves such a path as it is, so it needs no copy. */
-    for (c = r->uri; *c != '%'; c++) {
-        if (*c == '\0') {
-            return r->uri;
-        }
-        if (c[0] == '/' && (c[1] == '.' || c[1] == '/')) {
-            break;
-        }
+    /* The usual path: each step below leaves it as it is, so it needs no
+     * copy. */
+    if (uri_is_plain(r->uri)) {
+        return r->uri;
     }
     uri = apr_pstrdup(r->pool, r->uri);
 
@@ -506,7 +575,15 @@ static int clawdrouter_translate_name(request_rec *r)
     if (dconf->enabled != 1 || r->main || r->prev) {
         return DECLINED;
     }
-    r->filename = apr_pstrcat(r->pool, CR_FILENAME_PREFIX, r->uri, NULL);
+    {
+        apr_size_t len = r->uri ? strlen(r->uri) : 0;
+        char *name = apr_palloc(r->pool, sizeof(CR_FILENAME_PREFIX) + len);
+
+        memcpy(name, CR_FILENAME_PREFIX, sizeof(CR_FILENAME_PREFIX) - 1);
+        memcpy(name + sizeof(CR_FILENAME_PREFIX) - 1, r->uri ? r->uri : "",
+               len + 1);
+        r->filename = name;
+    }
     return OK;
 }
 
@@ -558,23 +635,91 @@ static int clawdrouter_proxy_fixups(request_rec *r)
     if (!ctx || !ctx->forwarded) {
         return OK;
     }
-    apr_table_unset(r->headers_in, "Authorization");
-    apr_table_unset(r->headers_in, "x-api-key");
+    /* No credential header but the upstream's (apr_table_setn replaces
+     * every header of its name). */
+    if (!ctx->upstream->credential) {
+        apr_table_unset(r->headers_in, "Authorization");
+        apr_table_unset(r->headers_in, "x-api-key");
+    }
+    else if (ctx->upstream->protocol == CR_PROTO_ANTHROPIC) {
+        apr_table_unset(r->headers_in, "Authorization");
+        apr_table_setn(r->headers_in, "x-api-key", ctx->upstream->credential);
+    }
+    else {
+        apr_table_unset(r->headers_in, "x-api-key");
+        /* "Bearer " and the credential, made at start-up. */
+        apr_table_setn(r->headers_in, "Authorization", ctx->route->bearer);
+    }
     /* An uncompressed response, so that its usage can be read (mod_deflate
      * may still compress it for the client). */
     apr_table_unset(r->headers_in, "Accept-Encoding");
-    if (ctx->upstream->credential) {
-        if (ctx->upstream->protocol == CR_PROTO_ANTHROPIC) {
-            apr_table_setn(r->headers_in, "x-api-key",
-                           ctx->upstream->credential);
+    return OK;
+}
+
+/* The gateway's own response headers, which the upstream's of the same
+ * name must not duplicate: Request-Id (always), then the request limit's
+ * and the token limit's (when the gateway set them). */
+static const char *const gateway_headers[] = {
+    "Request-Id",
+    "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests", "anthropic-ratelimit-requests-limit",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-limit",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset"
+};
+#define GATEWAY_HEADERS \
+    ((int)(sizeof(gateway_headers) / sizeof(gateway_headers[0])))
+
+/* Take the upstream's headers of gateway_headers' names out of headers_out,
+ * as apr_table_unset of each name would; one pass over the (few) response
+ * headers finds which are there. */
+static void drop_upstream_headers(request_rec *r, const cr_request_ctx *ctx)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->headers_out);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int from = 1, to = 1, i, j;
+    apr_uint32_t found = 0;
+
+    if (ctx && ctx->rate_headers) {
+        to = 7;
+    }
+    if (ctx && ctx->token_headers) {
+        from = ctx->rate_headers ? 1 : 7;
+        to = GATEWAY_HEADERS;
+    }
+    for (i = 0; i < arr->nelts; i++) {
+        const char *k = e[i].key;
+
+        if (!k) {
+            continue;
         }
-        else {
-            apr_table_setn(r->headers_in, "Authorization",
-                           apr_pstrcat(r->pool, "Bearer ",
-                                       ctx->upstream->credential, NULL));
+        if (k[0] == 'R' || k[0] == 'r') {
+            if (strcasecmp(k, gateway_headers[0]) == 0) {
+                found |= 1;
+            }
+        }
+        else if (from < to
+                 && (((k[0] == 'X' || k[0] == 'x')
+                      && strncasecmp(k, "x-ratelimit-", 12) == 0)
+                     || ((k[0] == 'A' || k[0] == 'a')
+                         && strncasecmp(k, "anthropic-ratelimit-", 20)
+                            == 0))) {
+            for (j = from; j < to; j++) {
+                if (strcasecmp(k, gateway_headers[j]) == 0) {
+                    found |= (apr_uint32_t)1 << j;
+                    break;
+                }
+            }
         }
     }
-    return OK;
+    for (j = 0; found; j++, found >>= 1) {
+        if (found & 1) {
+            apr_table_unset(r->headers_out, gateway_headers[j]);
+        }
+    }
 }
 
 /* On the upstream's response: the gateway's Request-Id and rate-limit
@@ -587,31 +732,7 @@ static apr_status_t headers_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     if (ctx && !ctx->first_byte_at) {
         ctx->first_byte_at = apr_time_now();   /* the upstream's latency */
     }
-    apr_table_unset(r->headers_out, "Request-Id");
-    if (ctx && ctx->rate_headers) {
-        static const char *const names[] = {
-            "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
-            "x-ratelimit-reset-requests", "anthropic-ratelimit-requests-limit",
-            "anthropic-ratelimit-requests-remaining",
-            "anthropic-ratelimit-requests-reset", NULL
-        };
-        int i;
-        for (i = 0; names[i]; i++) {
-            apr_table_unset(r->headers_out, names[i]);
-        }
-    }
-    if (ctx && ctx->token_headers) {
-        static const char *const names[] = {
-            "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
-            "x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-limit",
-            "anthropic-ratelimit-tokens-remaining",
-            "anthropic-ratelimit-tokens-reset", NULL
-        };
-        int i;
-        for (i = 0; names[i]; i++) {
-            apr_table_unset(r->headers_out, names[i]);
-        }
-    }
+    drop_upstream_headers(r, ctx);
     ap_remove_output_filter(f);
     return ap_pass_brigade(f->next, bb);
 }
@@ -736,16 +857,24 @@ static void clawdrouter_insert_error_filter(request_rec *r)
  * URL still sends its key). */
 static int clawdrouter_log_transaction(request_rec *r)
 {
-    const char *auth = apr_table_get(r->headers_in, "Authorization");
-    const char *xkey = apr_table_get(r->headers_in, "x-api-key");
     cr_request_ctx *ctx = cr_ctx_get(r);
-    int gateway = ctx != NULL;
 
-    if (auth && (gateway || strstr(auth, CR_KEY_PREFIX))) {
+    if (ctx) {
+        /* A gateway request keeps none (apr_table_unset of an absent
+         * header does nothing). */
         apr_table_unset(r->headers_in, "Authorization");
-    }
-    if (xkey && (gateway || strstr(xkey, CR_KEY_PREFIX))) {
         apr_table_unset(r->headers_in, "x-api-key");
+    }
+    else {
+        const char *auth = apr_table_get(r->headers_in, "Authorization");
+        const char *xkey = apr_table_get(r->headers_in, "x-api-key");
+
+        if (auth && strstr(auth, CR_KEY_PREFIX)) {
+            apr_table_unset(r->headers_in, "Authorization");
+        }
+        if (xkey && strstr(xkey, CR_KEY_PREFIX)) {
+            apr_table_unset(r->headers_in, "x-api-key");
+        }
     }
     if (ctx) {
         /* The token counts, if the response's end did not settle them. */
@@ -794,6 +923,7 @@ static int clawdrouter_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              route->upstream_name, route->upstream_name);
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
+            cr_route_prepare(pconf, route);
         }
     }
     if (cr_tokenstore_post_config(pconf, ptemp, s) != OK) {

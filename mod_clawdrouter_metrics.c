@@ -112,8 +112,6 @@ int cr_metrics_log_transaction(request_rec *r)
     }
     req.key_id = ctx->key ? ctx->key->id : "";
     req.model = ctx->model ? ctx->model : "";
-    /* The upstream's name is configuration: the same string on every
-     * request, which lets cr_metrics keep a hint to its histogram. */
     req.upstream = ctx->upstream ? ctx->upstream->name : "";
     req.status = last->status;
     req.usage_seen = ctx->usage_seen;

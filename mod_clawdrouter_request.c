@@ -41,38 +41,131 @@ cr_request_ctx *cr_ctx_get_or_make(request_rec *r)
 /* The request's protocol (by path) and its Request-Id (SPEC section 6). */
 void cr_request_identify(request_rec *r, cr_request_ctx *ctx)
 {
+    const char *request_id = apr_table_get(r->headers_in, "Request-Id");
+    const char *x_request_id = apr_table_get(r->headers_in, "X-Request-Id");
+
     ctx->protocol = cr_protocol_from_path(r->uri ? r->uri : "/");
     ctx->request_id = cr_reqid_choose(
-        r->pool, apr_table_get(r->headers_in, "Request-Id"),
-        apr_table_get(r->headers_in, "X-Request-Id"),
+        r->pool, request_id, x_request_id,
         apr_table_get(r->headers_in, "X-Client-Request-Id"));
+    ctx->client_request_id = request_id != NULL;
+    ctx->client_x_request_id = x_request_id != NULL;
+}
+
+char *cr_request_put_int64(char *out, apr_int64_t v)
+{
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930"
+        "31323334353637383940414243444546474849505152535455565758596061"
+        "62636465666768697071727374757677787980818283848586878889909192"
+        "93949596979899";
+    apr_uint64_t u = (apr_uint64_t)v, ten = 10;
+    int n = 1;
+    char *end;
+
+    if (v < 0) {
+        *out++ = '-';
+        u = 0 - u;
+    }
+    while (n < 20 && u >= ten) {     /* the number of digits */
+        n++;
+        ten *= 10;
+    }
+    end = out + n;
+    /* From the last digit back, two at a time. */
+    while (u >= 100) {
+        apr_uint64_t q = u / 100;
+        apr_size_t two = (apr_size_t)(u - q * 100) * 2;
+
+        end -= 2;
+        end[0] = pairs[two];
+        end[1] = pairs[two + 1];
+        u = q;
+    }
+    if (u >= 10) {
+        out[0] = pairs[u * 2];
+        out[1] = pairs[u * 2 + 1];
+    }
+    else {
+        out[0] = (char)('0' + u);
+    }
+    return out + n;
+}
+
+void cr_request_table_put(apr_table_t *t, int absent, const char *name,
+                          const char *value)
+{
+    if (absent) {
+        apr_table_addn(t, name, value);
+    }
+    else {
+        apr_table_setn(t, name, value);
+    }
+}
+
+/* Rate-limit headers of SPEC sections 5 and 11, in the protocol's style:
+ * the three values written on the stack, then copied in one piece. */
+void cr_request_set_limit_headers(request_rec *r, cr_request_ctx *ctx,
+                                  int tokens, apr_int64_t limit,
+                                  apr_int64_t remaining,
+                                  apr_interval_time_t reset)
+{
+    static const char *const names[2][2][3] = {
+        { { "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests" },
+          { "anthropic-ratelimit-requests-limit",
+            "anthropic-ratelimit-requests-remaining",
+            "anthropic-ratelimit-requests-reset" } },
+        { { "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens" },
+          { "anthropic-ratelimit-tokens-limit",
+            "anthropic-ratelimit-tokens-remaining",
+            "anthropic-ratelimit-tokens-reset" } }
+    };
+    int anthropic = ctx->protocol == CR_PROTO_ANTHROPIC;
+    const char *const *name = names[tokens != 0][anthropic];
+    /* Each of the gateway's rate-limit headers is set once per request:
+     * when err_headers_out had nothing but the gateway's own headers, the
+     * names are not there yet. */
+    int absent = ctx->err_headers_ours;
+    char text[2 * 21 + CR_TIME_RFC3339_SIZE + CR_TIME_DURATION_SIZE];
+    char *end, *value;
+    apr_size_t remaining_at, reset_at, reset_len;
+
+    end = cr_request_put_int64(text, limit);
+    *end++ = '\0';
+    remaining_at = (apr_size_t)(end - text);
+    end = cr_request_put_int64(end, remaining);
+    *end++ = '\0';
+    reset_at = (apr_size_t)(end - text);
+    if (anthropic) {
+        reset_len = cr_time_put_rfc3339(end, apr_time_now() + reset
+                                             + apr_time_from_sec(1) - 1);
+    }
+    else {
+        reset_len = cr_time_put_duration(end, reset);
+    }
+    end += reset_len + 1;
+    value = apr_pmemdup(r->pool, text, (apr_size_t)(end - text));
+    cr_request_table_put(r->err_headers_out, absent, name[0], value);
+    cr_request_table_put(r->err_headers_out, absent, name[1],
+                         value + remaining_at);
+    cr_request_table_put(r->err_headers_out, absent, name[2],
+                         reset_len ? value + reset_at : NULL);
+    if (tokens) {
+        ctx->token_headers = 1;
+    }
+    else {
+        ctx->rate_headers = 1;
+    }
 }
 
 /* Rate-limit headers of SPEC section 5, in the protocol's style. */
 void cr_request_set_rate_headers(request_rec *r, cr_request_ctx *ctx,
                                  const cr_rate_result_t *res)
 {
-    apr_table_t *h = r->err_headers_out;
-
-    if (ctx->protocol == CR_PROTO_ANTHROPIC) {
-        apr_table_setn(h, "anthropic-ratelimit-requests-limit",
-                       apr_off_t_toa(r->pool, (apr_off_t)res->limit));
-        apr_table_setn(h, "anthropic-ratelimit-requests-remaining",
-                       apr_off_t_toa(r->pool, (apr_off_t)res->remaining));
-        apr_table_setn(h, "anthropic-ratelimit-requests-reset",
-                       cr_time_format_rfc3339(r->pool, apr_time_now()
-                                              + res->reset
-                                              + apr_time_from_sec(1) - 1));
-    }
-    else {
-        apr_table_setn(h, "x-ratelimit-limit-requests",
-                       apr_off_t_toa(r->pool, (apr_off_t)res->limit));
-        apr_table_setn(h, "x-ratelimit-remaining-requests",
-                       apr_off_t_toa(r->pool, (apr_off_t)res->remaining));
-        apr_table_setn(h, "x-ratelimit-reset-requests",
-                       cr_time_format_duration(r->pool, res->reset));
-    }
-    ctx->rate_headers = 1;
+    cr_request_set_limit_headers(r, ctx, 0, res->limit, res->remaining,
+                                 res->reset);
 }
 
 /* The largest unread body a refusal drops by reading it; a larger one

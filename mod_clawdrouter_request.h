@@ -37,7 +37,8 @@ typedef struct {
     const char *request_id;
     const cr_key_record_t *key;
     const char *model;
-    const cr_upstream_t *upstream;
+    const cr_route_t *route;          /* the model's route, ... */
+    const cr_upstream_t *upstream;    /* ... and its upstream */
     int forwarded;                    /* handed to mod_proxy */
     int rate_headers;                 /* rate-limit headers were set */
     /* Token usage of the response (mod_clawdrouter_usage.c): set when it
@@ -64,6 +65,14 @@ typedef struct {
     int refused;                      /* answered by cr_request_send_error */
     cr_error_e refusal;               /* ... with this error */
     const char *store_error;          /* "key" or "rate": a store failed */
+    /* The client sent Request-Id, X-Request-Id (cr_request_identify). */
+    int client_request_id;
+    int client_x_request_id;
+    /* err_headers_out (subprocess_env) held nothing when the fixup began:
+     * what the gateway sets once per request there is not there yet. */
+    int err_headers_ours;
+    int env_ours;
+    apr_uint64_t key_fnv;             /* cr_rate_id_fnv(key->id) */
 } cr_request_ctx;
 
 /* The request's context, or NULL when it is not a gateway request. */
@@ -76,6 +85,24 @@ void cr_request_identify(request_rec *r, cr_request_ctx *ctx);
 /* Rate-limit headers of SPEC section 5, in the protocol's style. */
 void cr_request_set_rate_headers(request_rec *r, cr_request_ctx *ctx,
                                  const cr_rate_result_t *res);
+
+/* The limit, remaining and reset headers of the request limit (tokens 0,
+ * SPEC section 5) or the token limit (tokens 1, SPEC section 11), in the
+ * protocol's style. */
+void cr_request_set_limit_headers(request_rec *r, cr_request_ctx *ctx,
+                                  int tokens, apr_int64_t limit,
+                                  apr_int64_t remaining,
+                                  apr_interval_time_t reset);
+
+/* The decimal text of v at out (at most 20 characters, no NUL); returns
+ * its end. */
+char *cr_request_put_int64(char *out, apr_int64_t v);
+
+/* apr_table_addn when the caller knows that the name is absent from t
+ * (apr_table_setn would compare it with every name of the same first
+ * letters), else apr_table_setn. */
+void cr_request_table_put(apr_table_t *t, int absent, const char *name,
+                          const char *value);
 
 /* Answer a request with one of the gateway's own errors (SPEC section 5)
  * and end its processing: the caller returns what this returns (DONE). */

@@ -55,32 +55,9 @@ static void set_retry_headers(request_rec *r, apr_interval_time_t wait)
 static void set_token_headers(request_rec *r, cr_request_ctx *ctx,
                               const cr_rate_result_t *res)
 {
-    apr_table_t *h = r->err_headers_out;
-    apr_int64_t remaining = res->remaining < 0 ? 0 : res->remaining;
-
-    if (ctx->protocol == CR_PROTO_ANTHROPIC) {
-        apr_table_setn(h, "anthropic-ratelimit-tokens-limit",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->limit));
-        apr_table_setn(h, "anthropic-ratelimit-tokens-remaining",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    remaining));
-        apr_table_setn(h, "anthropic-ratelimit-tokens-reset",
-                       cr_time_format_rfc3339(r->pool, apr_time_now()
-                                              + res->reset
-                                              + apr_time_from_sec(1) - 1));
-    }
-    else {
-        apr_table_setn(h, "x-ratelimit-limit-tokens",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    res->limit));
-        apr_table_setn(h, "x-ratelimit-remaining-tokens",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                    remaining));
-        apr_table_setn(h, "x-ratelimit-reset-tokens",
-                       cr_time_format_duration(r->pool, res->reset));
-    }
-    ctx->token_headers = 1;
+    cr_request_set_limit_headers(r, ctx, 1, res->limit,
+                                 res->remaining < 0 ? 0 : res->remaining,
+                                 res->reset);
 }
 
 int cr_tokens_check_request(request_rec *r, cr_request_ctx *ctx,
@@ -91,17 +68,21 @@ int cr_tokens_check_request(request_rec *r, cr_request_ctx *ctx,
                                                      : key->tpm;
     apr_int64_t quota = key->quota == CR_KEY_LIMIT_UNSET ? 0 : key->quota;
     cr_quota_period_e period = period_of(key);
-    apr_time_t now = apr_time_now();
+    apr_time_t now;
     cr_rate_result_t bucket;
     apr_int64_t used = 0;
     apr_status_t rv;
 
     ctx->tpm = tpm > 0 ? tpm : 0;
     ctx->quota_period = period;
+    /* The clock is read only for a limit (a key without any only claims
+     * its slot, so that its usage is counted). */
+    now = ctx->tpm > 0 || quota > 0 ? apr_time_now() : 0;
     memset(&bucket, 0, sizeof(bucket));
     /* Only what this key needs: nothing at all for a key without limits
      * (with a shared store, no round trip). */
-    rv = cr_tokenstore_state(r, key->id, period, ctx->tpm, now, &bucket,
+    rv = cr_tokenstore_state(r, key->id, ctx->key_fnv, period, ctx->tpm, now,
+                             &bucket,
                              quota > 0 ? &used : NULL);
     if (rv != APR_SUCCESS) {
         if (rv == APR_ENOSPC) {
@@ -170,7 +151,7 @@ void cr_tokens_charge_response(request_rec *r, cr_request_ctx *ctx)
     if (!ctx->tokens_counted || !ctx->usage_seen || tokens <= 0) {
         return;
     }
-    rv = cr_tokenstore_charge(r, ctx->key->id, ctx->tpm, 1,
+    rv = cr_tokenstore_charge(r, ctx->key->id, ctx->key_fnv, ctx->tpm, 1,
                               ctx->quota_period, apr_time_now(), tokens);
     if (rv == APR_ENOSPC) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, CRLOGNO(0716)

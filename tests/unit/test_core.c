@@ -15,6 +15,10 @@
 #include <apr_strings.h>
 #include <apr_file_io.h>
 #include <apr_tables.h>
+#include <apr_thread_proc.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cr_json.h"
 #include "cr_body.h"
@@ -570,6 +574,17 @@ START_TEST(body_content_type)
     ck_assert(!cr_body_content_type_is_json("application/+json"));
     ck_assert(!cr_body_content_type_is_json("application/x-www-form-urlencoded"));
     ck_assert(!cr_body_content_type_is_json("application/octet-stream"));
+    /* The 16-byte application/json, compared a word at a time: letters
+     * in any case, '/' exactly, no neighbour of a letter taken for it. */
+    ck_assert(cr_body_content_type_is_json("APPLICATION/JSON"));
+    ck_assert(cr_body_content_type_is_json("applicatioN/jsoN"));
+    ck_assert(!cr_body_content_type_is_json("application-json"));
+    ck_assert(!cr_body_content_type_is_json("application\x0fjson"));
+    ck_assert(!cr_body_content_type_is_json("application.json"));
+    ck_assert(!cr_body_content_type_is_json("@pplication/json"));
+    ck_assert(!cr_body_content_type_is_json("applicatio\x0e/json"));
+    ck_assert(!cr_body_content_type_is_json("application/jso\x0e"));
+    ck_assert(!cr_body_content_type_is_json("application/jsom"));
 }
 END_TEST
 
@@ -889,6 +904,98 @@ START_TEST(reqid_generate)
 }
 END_TEST
 
+/* A child forked after its parent has drawn random bytes for ids (they
+ * are drawn in batches) makes other ids than the parent goes on making. */
+START_TEST(reqid_generate_fork)
+{
+    char parent[20][32], child[20][32];
+    int fds[2], i, j, status;
+    pid_t pid;
+
+    ck_assert_str_ne(cr_reqid_generate(pool), cr_reqid_generate(pool));
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        for (i = 0; i < 20; i++) {
+            char id[32] = { 0 };
+
+            apr_cpystrn(id, cr_reqid_generate(pool), sizeof(id));
+            if (write(fds[1], id, sizeof(id)) != (ssize_t)sizeof(id)) {
+                _exit(1);
+            }
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    for (i = 0; i < 20; i++) {
+        apr_cpystrn(parent[i], cr_reqid_generate(pool), sizeof(parent[i]));
+        ck_assert_int_eq(read(fds[0], child[i], sizeof(child[i])),
+                         sizeof(child[i]));
+        ck_assert_int_eq(strlen(child[i]), 28);
+        ck_assert(cr_reqid_valid(child[i]));
+    }
+    close(fds[0]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    for (i = 0; i < 20; i++) {
+        for (j = 0; j < 20; j++) {
+            ck_assert_str_ne(parent[i], child[j]);
+        }
+    }
+}
+END_TEST
+
+/* Threads draw their own batches: no id is made twice. */
+#define REQID_THREADS 4
+#define REQID_PER_THREAD 500
+
+static void *APR_THREAD_FUNC reqid_thread(apr_thread_t *t, void *data)
+{
+    char (*ids)[32] = data;
+    apr_pool_t *p;
+    int i;
+
+    apr_pool_create(&p, NULL);
+    for (i = 0; i < REQID_PER_THREAD; i++) {
+        apr_cpystrn(ids[i], cr_reqid_generate(p), sizeof(ids[i]));
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static int reqid_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+START_TEST(reqid_generate_threads)
+{
+    static char ids[REQID_THREADS * REQID_PER_THREAD][32];
+    apr_thread_t *threads[REQID_THREADS];
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < REQID_THREADS; i++) {
+        ck_assert_int_eq(apr_thread_create(&threads[i], NULL, reqid_thread,
+                                           ids[i * REQID_PER_THREAD], pool),
+                         APR_SUCCESS);
+    }
+    for (i = 0; i < REQID_THREADS; i++) {
+        apr_thread_join(&rv, threads[i]);
+    }
+    qsort(ids, REQID_THREADS * REQID_PER_THREAD, sizeof(ids[0]), reqid_cmp);
+    for (i = 0; i < REQID_THREADS * REQID_PER_THREAD; i++) {
+        ck_assert_int_eq(strlen(ids[i]), 28);
+        ck_assert(cr_reqid_valid(ids[i]));
+        if (i > 0) {
+            ck_assert_str_ne(ids[i - 1], ids[i]);
+        }
+    }
+}
+END_TEST
+
 START_TEST(reqid_choose_order)
 {
     const char *id;
@@ -1016,6 +1123,60 @@ START_TEST(route_find_bracket_glob_and_empty)
     ck_assert_ptr_nonnull(cr_route_find(routes, "o3-pro", CR_PROTO_OPENAI));
     ck_assert_ptr_null(cr_route_find(routes, "o2-mini", CR_PROTO_OPENAI));
     ck_assert_ptr_null(cr_route_find(none, "gpt-4o", CR_PROTO_OPENAI));
+}
+END_TEST
+
+/* Prepared routes (cr_route_prepare, at start-up) find what unprepared
+ * ones find, and carry the proxy: URL and the Authorization value. */
+START_TEST(route_find_prepared)
+{
+    static const cr_upstream_t ups[] = {
+        { "oa", CR_PROTO_OPENAI, "https://a/v1", "sk-up" },
+        { "oa2", CR_PROTO_OPENAI, "https://b/v1", NULL },
+        { "an", CR_PROTO_ANTHROPIC, "https://c/v1", "sk-an" },
+    };
+    static const char *const spec[] = {
+        "gpt-4o-mini", "1",
+        "gpt-*", "0",
+        "o[13]-*", "0",
+        "a*b", "1",
+        "x\\*", "1",
+        "claude-*", "2",
+        "*", "1",
+        NULL
+    };
+    static const char *const models[] = {
+        "gpt-4o-mini", "gpt-4o-mini2", "gpt-4o", "gpt-", "gpt", "o1-mini",
+        "o2-mini", "ab", "axxb", "abc", "x*", "xy", "claude-3", "Claude-3",
+        "", "*", NULL
+    };
+    apr_array_header_t *plain = make_routes(ups, spec);
+    apr_array_header_t *prepared = make_routes(ups, spec);
+    int i, proto;
+
+    for (i = 0; i < prepared->nelts; i++) {
+        cr_route_prepare(pool, &APR_ARRAY_IDX(prepared, i, cr_route_t));
+    }
+    for (proto = CR_PROTO_OPENAI; proto <= CR_PROTO_ANTHROPIC; proto++) {
+        for (i = 0; models[i]; i++) {
+            const cr_route_t *a = cr_route_find(plain, models[i], proto);
+            const cr_route_t *b = cr_route_find(prepared, models[i], proto);
+
+            ck_assert_msg((a == NULL) == (b == NULL), "model %s", models[i]);
+            if (a) {
+                ck_assert_str_eq(a->glob, b->glob);
+            }
+        }
+    }
+    ck_assert_str_eq(APR_ARRAY_IDX(prepared, 1, cr_route_t).proxy_url,
+                     "proxy:https://a/v1");
+    ck_assert_int_eq(APR_ARRAY_IDX(prepared, 1, cr_route_t).proxy_url_len,
+                     strlen("proxy:https://a/v1"));
+    ck_assert_str_eq(APR_ARRAY_IDX(prepared, 1, cr_route_t).bearer,
+                     "Bearer sk-up");
+    ck_assert_ptr_null(APR_ARRAY_IDX(prepared, 0, cr_route_t).bearer);
+    ck_assert_str_eq(APR_ARRAY_IDX(prepared, 5, cr_route_t).bearer,
+                     "Bearer sk-an");
 }
 END_TEST
 
@@ -1801,6 +1962,8 @@ static Suite *core_suite(void)
     tcase_add_test(tc, reqid_valid_lengths);
     tcase_add_test(tc, reqid_valid_characters);
     tcase_add_test(tc, reqid_generate);
+    tcase_add_test(tc, reqid_generate_fork);
+    tcase_add_test(tc, reqid_generate_threads);
     tcase_add_test(tc, reqid_choose_order);
     suite_add_tcase(s, tc);
 
@@ -1810,6 +1973,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, route_normalize_url);
     tcase_add_test(tc, route_find_first_match_and_protocol);
     tcase_add_test(tc, route_find_bracket_glob_and_empty);
+    tcase_add_test(tc, route_find_prepared);
     tcase_add_test(tc, route_credential_literal_and_env);
     tcase_add_test(tc, route_credential_file);
     tcase_add_test(tc, route_credential_file_missing);

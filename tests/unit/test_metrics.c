@@ -492,7 +492,7 @@ START_TEST(test_status_codes)
 }
 END_TEST
 
-START_TEST(test_upstream_buckets_and_hints)
+START_TEST(test_upstream_buckets)
 {
     cr_metrics_t *m = make(10, NULL, NULL), *other;
     cr_metrics_request_t req = txn("k", "m", NULL, 200);
@@ -513,8 +513,8 @@ START_TEST(test_upstream_buckets_and_hints)
     cr_metrics_count_transaction(m, &req);
     req.upstream_elapsed = -3;            /* counted as 0 */
     cr_metrics_count_transaction(m, &req);
-    /* The same name at another address, and another name at the address
-     * whose hint points at openai's series. */
+    /* The same name at another address, and another name at the same
+     * address. */
     apr_cpystrn(b, "openai", sizeof(b));
     cr_metrics_observe_upstream(m, b, 1);
     apr_cpystrn(a, "anthropic", sizeof(a));
@@ -542,8 +542,7 @@ START_TEST(test_upstream_buckets_and_hints)
         "le=\"0.025\"} 1\n"));
     ck_assert_ptr_nonnull(strstr(page,
         "clawdrouter_upstream_seconds_count{upstream=\"anthropic\"} 1\n"));
-    /* Another table: the hints of this process point into the first one
-     * and are checked, not trusted. */
+    /* Another table counts on its own. */
     other = make(10, NULL, NULL);
     cr_metrics_observe_upstream(other, a, 1);
     cr_metrics_observe_upstream(other, b, 1);
@@ -555,6 +554,107 @@ START_TEST(test_upstream_buckets_and_hints)
         "clawdrouter_upstream_seconds_count{upstream=\"openai\"} 1\n"));
     ck_assert_int_eq(lines_with(page, "clawdrouter_upstream_seconds_count{"),
                      2);
+}
+END_TEST
+
+START_TEST(test_links_of_other_sets)
+{
+    /* A requests_total set finds its tokens and histogram sets through
+     * links; an "_other" set of requests_total stands for many pairs, so
+     * its tokens are looked up each time, never linked to one pair. */
+    cr_metrics_t *m = make(2, NULL, NULL);
+    static const struct {
+        const char *key, *upstream;
+        int status;
+        apr_int64_t tokens;
+    } reqs[] = {
+        { "key_a", "up", 200, 1 },      /* requests: A 200 (1 of 2) */
+        { "key_a", "up", 500, 1 },      /* requests: A 500 (2 of 2) */
+        { "key_b", "up", 200, 10 },     /* _other 200; tokens: B (2 of 2) */
+        { "key_c", "up", 200, 100 },    /* _other 200; tokens: _other */
+        { "key_b", "up", 200, 10 },
+        { "key_c", "up", 200, 100 },
+        { "key_d", "up2", 200, 1000 },  /* _other 200 of up2 */
+        { "key_a", "up", 200, 1 },
+    };
+    char *page;
+    size_t i;
+    int round;
+
+    for (round = 0; round < 2; round++) {
+        for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+            cr_metrics_request_t req = txn(reqs[i].key, "m",
+                                           reqs[i].upstream, reqs[i].status);
+
+            req.usage_seen = 1;
+            req.input_tokens = reqs[i].tokens;
+            req.output_tokens = 2 * reqs[i].tokens;
+            req.latency_seen = 1;
+            req.upstream_elapsed = reqs[i].upstream[2] ? 1 : 20000;
+            cr_metrics_count_transaction(m, &req);
+        }
+    }
+    page = cr_metrics_render(m, pool);
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_tokens_total{key_id=\"key_a\",model=\"m\","
+        "direction=\"input\"} 6\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_tokens_total{key_id=\"key_b\",model=\"m\","
+        "direction=\"input\"} 40\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_tokens_total{key_id=\"key_b\",model=\"m\","
+        "direction=\"output\"} 80\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_tokens_total{key_id=\"_other\",model=\"_other\","
+        "direction=\"input\"} 2400\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_requests_total{key_id=\"_other\",model=\"_other\","
+        "upstream=\"up\",code=\"200\"} 8\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_requests_total{key_id=\"_other\",model=\"_other\","
+        "upstream=\"up2\",code=\"200\"} 2\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_upstream_seconds_count{upstream=\"up\"} 14\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_upstream_seconds_bucket{upstream=\"up\","
+        "le=\"0.005\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_upstream_seconds_count{upstream=\"up2\"} 2\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_upstream_seconds_bucket{upstream=\"up2\","
+        "le=\"0.005\"} 2\n"));
+}
+END_TEST
+
+START_TEST(test_named_request_with_other_tokens)
+{
+    /* tokens_total full while the request's own set is named: its tokens
+     * go to _other, and keep going there. */
+    cr_metrics_t *m = make(2, NULL, NULL);
+    char *page;
+    int i;
+
+    cr_metrics_count_tokens(m, "p1", "m", 1, 1);
+    cr_metrics_count_tokens(m, "p2", "m", 1, 1);
+    for (i = 0; i < 3; i++) {
+        cr_metrics_request_t req = txn("key_a", "m", "up", 200);
+
+        req.usage_seen = 1;
+        req.input_tokens = 5;
+        req.output_tokens = 7;
+        cr_metrics_count_transaction(m, &req);
+    }
+    page = cr_metrics_render(m, pool);
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_requests_total{key_id=\"key_a\",model=\"m\","
+        "upstream=\"up\",code=\"200\"} 3\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_tokens_total{key_id=\"_other\",model=\"_other\","
+        "direction=\"input\"} 15\n"));
+    ck_assert_ptr_nonnull(strstr(page,
+        "clawdrouter_tokens_total{key_id=\"_other\",model=\"_other\","
+        "direction=\"output\"} 21\n"));
+    ck_assert_int_eq(lines_with(page, "clawdrouter_tokens_total{"), 6);
 }
 END_TEST
 
@@ -653,7 +753,9 @@ int main(void)
     tcase_add_test(tc, test_transaction_long_labels_as_per_family);
     tcase_add_test(tc, test_both_paths_find_one_set);
     tcase_add_test(tc, test_status_codes);
-    tcase_add_test(tc, test_upstream_buckets_and_hints);
+    tcase_add_test(tc, test_upstream_buckets);
+    tcase_add_test(tc, test_links_of_other_sets);
+    tcase_add_test(tc, test_named_request_with_other_tokens);
     tcase_add_test(tc, test_processes_count_transactions_exactly);
     tcase_add_test(tc, test_older_layout_not_adopted);
     suite_add_tcase(s, tc);

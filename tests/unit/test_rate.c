@@ -375,6 +375,32 @@ START_TEST(test_table_matches_gcra)
 }
 END_TEST
 
+/* The key hash both shm tables place a key by: FNV-1a 64 (the token
+ * table's state file keeps it, so it must not change), and a take by
+ * hash counts in the same bucket as a take by id. */
+START_TEST(test_table_by_fnv)
+{
+    apr_size_t size = cr_ratetable_size(100);
+    cr_ratetable_t *t = cr_ratetable_init(malloc(size), 100, T0);
+    cr_rate_result_t res;
+    int evicted, i;
+
+    ck_assert(cr_rate_id_fnv("") == APR_UINT64_C(0xcbf29ce484222325));
+    ck_assert(cr_rate_id_fnv("a") == APR_UINT64_C(0xaf63dc4c8601ec8c));
+    ck_assert(cr_rate_id_fnv("foobar") == APR_UINT64_C(0x85944171f73967e8));
+    for (i = 0; i < 10; i++) {
+        ck_assert_int_eq(cr_ratetable_take_fnv(t, cr_rate_id_fnv("key_A"), 20,
+                                               T0, &res, &evicted),
+                         APR_SUCCESS);
+        ck_assert_int_eq(res.allowed, 1);
+    }
+    /* 10 of the 20 taken: the id's own takes see them. */
+    ck_assert_int_eq(table_take_many(t, "key_A", 20, T0, 20), 10);
+    ck_assert_int_eq(table_take_many(t, "key_B", 20, T0, 20), 20);
+    free(t);
+}
+END_TEST
+
 START_TEST(test_table_burst_and_keys_apart)
 {
     apr_size_t size = cr_ratetable_size(1000);
@@ -595,6 +621,7 @@ int main(void)
     tcase_add_test(grid, test_grid_matches_gcra_from_fresh_bucket);
     suite_add_tcase(s, grid);
     tcase_add_test(table, test_table_matches_gcra);
+    tcase_add_test(table, test_table_by_fnv);
     tcase_add_test(table, test_table_burst_and_keys_apart);
     tcase_add_test(table, test_table_full_gives_way);
     tcase_add_test(table, test_table_threads_exact);
