@@ -84,7 +84,6 @@ typedef struct {
     apr_off_t pos;                 /* bytes consumed before this piece */
     int state, kind;               /* lexer state; string kind */
     unsigned int depth;            /* open containers */
-    unsigned char in_object[CR_BODY_MAX_DEPTH / 8];
     int cur_object;                /* innermost container is an object */
     int top;                       /* 0 no value yet, 1 object, 2 other */
     int role1, role2;              /* watched member at depth 1 / 2 */
@@ -94,8 +93,6 @@ typedef struct {
     int capture;                   /* 0, or where decoded text goes */
     apr_size_t cap_len;
     int cap_over;
-    char name[16];
-    char model[CR_BODY_MAX_MODEL_LEN + 1];
     apr_size_t model_len;
     int model_state;               /* 0 none, 1 string, 2 not a string,
                                     * 3 too long */
@@ -119,6 +116,10 @@ typedef struct {
     cr_body_status_e err;
     const char *err_what;
     apr_off_t err_at;
+    /* Last, not cleared by cr_body_scan_init (written before read): */
+    unsigned char in_object[CR_BODY_MAX_DEPTH / 8];
+    char name[16];
+    char model[CR_BODY_MAX_MODEL_LEN + 1];
 } cr_body_scan_t;
 
 /* Push interface: init, then the body's pieces in order (any sizes, none

@@ -33,10 +33,12 @@
 /* The kept body: small reads are copied into blocks of CR_KEEP_BLOCK
  * bytes (heap buckets from the connection's bucket allocator, which
  * return to it when the request's brigade is destroyed); a large read is
- * set aside as it came, when it does not hold much more memory than its
- * bytes.  However the client chunks the body (even one byte a chunk), the
- * kept body costs at most about twice its bytes plus one block
- * (docs/HARDENING.md, finding 2). */
+ * kept as it came, when it does not hold much more memory than its
+ * bytes, and so is the body's first small read (usually the whole body
+ * of a small request, in the buffer httpd read the request into: it pins
+ * at most one block, which is not copied).  However the client chunks the
+ * body (even one byte a chunk), the kept body costs at most about twice
+ * its bytes plus two blocks (docs/HARDENING.md, finding 2). */
 #define CR_KEEP_BLOCK   8000          /* APR_BUCKET_BUFF_SIZE: one 8 KiB node */
 #define CR_KEEP_AS_IS   4000          /* reads this large may stay as they are */
 
@@ -44,9 +46,14 @@ typedef struct {
     apr_bucket_brigade *bb;
     apr_bucket *block;                /* the block being filled, or NULL */
     char *buf;
+    int pinned;                       /* a small read was kept as it is */
 } cr_body_keeper;
 
-static void keep_copy(cr_body_keeper *k, const char *data, apr_size_t len)
+/* Copy into the kept body's blocks, the new ones inserted before `at` (the
+ * kept brigade's sentinel, or the read bucket that is being copied when
+ * it lies in the kept brigade itself). */
+static void keep_copy(cr_body_keeper *k, const char *data, apr_size_t len,
+                      apr_bucket *at)
 {
     apr_bucket_alloc_t *ba = k->bb->bucket_alloc;
 
@@ -58,7 +65,7 @@ static void keep_copy(cr_body_keeper *k, const char *data, apr_size_t len)
             k->block = apr_bucket_heap_create(k->buf, CR_KEEP_BLOCK,
                                               apr_bucket_free, ba);
             k->block->length = 0;
-            APR_BRIGADE_INSERT_TAIL(k->bb, k->block);
+            APR_BUCKET_INSERT_BEFORE(at, k->block);
         }
         n = CR_KEEP_BLOCK - k->block->length;
         if (n > len) {
@@ -72,19 +79,37 @@ static void keep_copy(cr_body_keeper *k, const char *data, apr_size_t len)
 }
 
 /* May this bucket be kept as it is?  Only at a block boundary (nothing is
- * reordered, no block is left half empty) and when it is large and does
- * not pin a much larger buffer. */
-static int keep_as_is(const cr_body_keeper *k, apr_bucket *e)
+ * reordered, no block is left half empty), and when it is large and does
+ * not pin a much larger buffer, or when it is the first small read and
+ * pins at most one block (a transient one is copied to its size when it
+ * is set aside). */
+static int keep_as_is(cr_body_keeper *k, apr_bucket *e)
 {
-    if (e->length < CR_KEEP_AS_IS
-        || (k->block != NULL && k->block->length < CR_KEEP_BLOCK)) {
+    if (k->block != NULL && k->block->length < CR_KEEP_BLOCK) {
         return 0;
     }
     if (APR_BUCKET_IS_HEAP(e)) {
         const apr_bucket_heap *h = e->data;
-        return h->alloc_len / 2 <= e->length;
+        if (e->length >= CR_KEEP_AS_IS && h->alloc_len / 2 <= e->length) {
+            return 1;
+        }
+        if (!k->pinned && h->alloc_len <= CR_KEEP_BLOCK) {
+            k->pinned = 1;
+            return 1;
+        }
+        return 0;
     }
-    return !APR_BUCKET_IS_POOL(e);
+    if (APR_BUCKET_IS_POOL(e)) {
+        return 0;
+    }
+    if (e->length >= CR_KEEP_AS_IS) {
+        return 1;
+    }
+    if (!k->pinned && APR_BUCKET_IS_TRANSIENT(e)) {
+        k->pinned = 1;
+        return 1;
+    }
+    return 0;
 }
 
 /* A body scanner's push function (cr_body_scan, cr_mp_scan): nonzero
@@ -105,80 +130,104 @@ static int scan_multipart(void *scanner, const char *data, apr_size_t len)
  * scan it as it arrives (the scanners need no copy and keep no state
  * beyond their constant-size structs).  *too_large is set when it is
  * larger.  Once the scanner has refused the body, the rest is read (to
- * keep the connection) and counted but not kept. */
+ * keep the connection) and counted but not kept.  While the kept brigade
+ * holds no data it is where HTTP_IN reads into (a small body arrives in
+ * one read, EOS included: one brigade in all); after that, reads go to a
+ * brigade of their own and what is kept moves over. */
 static apr_status_t read_body(request_rec *r, apr_off_t limit,
                               apr_bucket_brigade **body, apr_off_t *total,
                               int *too_large, body_scan_fn scan_fn,
                               void *scan)
 {
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
-                                                r->connection->bucket_alloc);
+    apr_bucket_brigade *kept = apr_brigade_create(r->pool,
+                                                  r->connection->bucket_alloc);
+    apr_bucket_brigade *bb = kept, *own = NULL;
     cr_body_keeper keeper;
+    apr_status_t rv = APR_SUCCESS;
     int seen_eos = 0, refused = 0;
 
-    keeper.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    keeper.bb = kept;
     keeper.block = NULL;
     keeper.buf = NULL;
+    keeper.pinned = 0;
     *total = 0;
     *too_large = 0;
     while (!seen_eos) {
-        apr_status_t rv = ap_get_brigade(r->input_filters, bb,
-                                         AP_MODE_READBYTES, APR_BLOCK_READ,
-                                         CR_READ_CHUNK);
-        if (rv != APR_SUCCESS) {
-            apr_brigade_destroy(bb);
-            return rv;
+        apr_bucket *e;
+
+        if (bb == kept && !APR_BRIGADE_EMPTY(kept)) {
+            if (own == NULL) {
+                own = apr_brigade_create(r->pool,
+                                         r->connection->bucket_alloc);
+            }
+            bb = own;
         }
-        while (!APR_BRIGADE_EMPTY(bb)) {
-            apr_bucket *e = APR_BRIGADE_FIRST(bb);
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                            APR_BLOCK_READ, CR_READ_CHUNK);
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+        e = APR_BRIGADE_FIRST(bb);
+        while (e != APR_BRIGADE_SENTINEL(bb)) {
+            apr_bucket *next = APR_BUCKET_NEXT(e);
             const char *data;
             apr_size_t len;
 
-            if (APR_BUCKET_IS_EOS(e)) {
-                seen_eos = 1;
-                apr_bucket_delete(e);
-                continue;
-            }
             if (APR_BUCKET_IS_METADATA(e)) {
+                if (APR_BUCKET_IS_EOS(e)) {
+                    seen_eos = 1;
+                }
                 apr_bucket_delete(e);
+                e = next;
                 continue;
             }
             rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
             if (rv != APR_SUCCESS) {
-                apr_brigade_destroy(bb);
-                return rv;
+                break;
             }
+            /* A read may change the bucket (a morph, a split). */
+            next = APR_BUCKET_NEXT(e);
             *total += (apr_off_t)len;
             if (*total > limit) {
                 *too_large = 1;
-                apr_brigade_destroy(bb);
-                return APR_SUCCESS;
+                break;
             }
             if (len > 0 && !refused) {
                 refused = scan_fn(scan, data, len);
             }
             if (len == 0 || refused) {
                 apr_bucket_delete(e);
-                continue;
             }
-            if (keep_as_is(&keeper, e)) {
+            else if (keep_as_is(&keeper, e)) {
                 rv = apr_bucket_setaside(e, r->pool);
                 if (rv != APR_SUCCESS) {
-                    apr_brigade_destroy(bb);
-                    return rv;
+                    break;
                 }
-                APR_BUCKET_REMOVE(e);
-                APR_BRIGADE_INSERT_TAIL(keeper.bb, e);
+                if (bb != kept) {
+                    APR_BUCKET_REMOVE(e);
+                    APR_BRIGADE_INSERT_TAIL(kept, e);
+                }
                 keeper.block = NULL;
             }
             else {
-                keep_copy(&keeper, data, len);
+                keep_copy(&keeper, data, len,
+                          bb == kept ? e : APR_BRIGADE_SENTINEL(kept));
                 apr_bucket_delete(e);
             }
+            e = next;
+        }
+        if (rv != APR_SUCCESS || *too_large) {
+            break;
         }
     }
-    apr_brigade_destroy(bb);
-    *body = keeper.bb;
+    if (own != NULL) {
+        apr_brigade_destroy(own);
+    }
+    if (rv != APR_SUCCESS || *too_large) {
+        apr_brigade_cleanup(kept);
+        return rv;
+    }
+    *body = kept;
     return APR_SUCCESS;
 }
 
@@ -297,12 +346,99 @@ static int multipart_verdict(request_rec *r, cr_request_ctx *ctx,
     return OK;
 }
 
+/* Unaligned loads, to compare a header name a word at a time. */
+static APR_INLINE apr_uint64_t load8(const char *p)
+{
+    apr_uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static APR_INLINE apr_uint32_t load4(const char *p)
+{
+    apr_uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Content-Length and Content-Type, in one pass over the request's
+ * headers: for each, what apr_table_get answers (the first entry of that
+ * name, in any case).  A name is compared a word at a time once its
+ * length is known, each letter or'ed with 0x20 (which gives a lower-case
+ * letter from that letter in either case and from no other byte), each
+ * '-' exactly. */
+static void body_headers(const request_rec *r, const char **clen,
+                         const char **ctype)
+{
+    /* 0x20 under each letter of "content-" and of "t-length". */
+    static const char fold_content[8] = {
+        0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0
+    };
+    static const char fold_t_length[8] = {
+        0x20, 0, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20
+    };
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i;
+
+    *clen = *ctype = NULL;
+    for (i = 0; i < arr->nelts; i++) {
+        const char *k = e[i].key;
+        apr_size_t n;
+
+        if ((k[0] | 0x20) != 'c') {
+            continue;
+        }
+        n = strlen(k);
+        if ((n != 14 && n != 12)
+            || (load8(k) | load8(fold_content)) != load8("content-")) {
+            continue;
+        }
+        if (n == 14) {
+            if (*clen != NULL
+                || (load8(k + 6) | load8(fold_t_length))
+                   != load8("t-length")) {
+                continue;
+            }
+            *clen = e[i].val;
+        }
+        else {
+            if (*ctype != NULL
+                || (load4(k + 8) | 0x20202020u) != load4("type")) {
+                continue;
+            }
+            *ctype = e[i].val;
+        }
+        if (*clen != NULL && *ctype != NULL) {
+            break;
+        }
+    }
+}
+
+/* The declared Content-Length as apr_strtoff(base 10) reads it: nonzero
+ * if it can be read.  The usual form (digits only, which HTTP_IN insists
+ * on) is read here; anything else as apr_strtoff reads it. */
+static int declared_length(const char *clen, apr_off_t *len)
+{
+    const char *c = clen;
+    apr_off_t v = 0;
+
+    while (*c >= '0' && *c <= '9' && c - clen < 18) {
+        v = v * 10 + (*c - '0');
+        c++;
+    }
+    if (*c == '\0' && c != clen) {
+        *len = v;
+        return 1;
+    }
+    return apr_strtoff(len, clen, NULL, 10) == APR_SUCCESS;
+}
+
 /* Step 3: read and inspect the body; the model is the result. */
 int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                           apr_off_t limit, apr_bucket_brigade **body)
 {
-    const char *clen = apr_table_get(r->headers_in, "Content-Length");
-    const char *ctype = apr_table_get(r->headers_in, "Content-Type");
+    const char *clen, *ctype;
     cr_body_scan_t json_scan;
     cr_mp_scan_t *mp_scan = NULL;
     body_kind_e kind;
@@ -310,6 +446,7 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
     apr_status_t rv;
     int too_large, rc;
 
+    body_headers(r, &clen, &ctype);
     if (r->method_number != M_POST) {
         return cr_request_send_error(r, ctx, CR_ERR_METHOD_NOT_ALLOWED,
                           apr_psprintf(r->pool, "Method %s is not "
@@ -345,8 +482,7 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
     }
     if (clen) {
         apr_off_t declared;
-        if (apr_strtoff(&declared, clen, NULL, 10) == APR_SUCCESS
-            && declared > limit) {
+        if (declared_length(clen, &declared) && declared > limit) {
             return cr_request_send_error(r, ctx, CR_ERR_TOO_LARGE,
                               apr_psprintf(r->pool, "Request body is larger "
                                            "than %" APR_OFF_T_FMT " bytes.",

@@ -575,6 +575,17 @@ START_TEST(body_content_type)
     ck_assert(!cr_body_content_type_is_json("application/+json"));
     ck_assert(!cr_body_content_type_is_json("application/x-www-form-urlencoded"));
     ck_assert(!cr_body_content_type_is_json("application/octet-stream"));
+    /* The 16-byte application/json, compared a word at a time: letters
+     * in any case, '/' exactly, no neighbour of a letter taken for it. */
+    ck_assert(cr_body_content_type_is_json("APPLICATION/JSON"));
+    ck_assert(cr_body_content_type_is_json("applicatioN/jsoN"));
+    ck_assert(!cr_body_content_type_is_json("application-json"));
+    ck_assert(!cr_body_content_type_is_json("application\x0fjson"));
+    ck_assert(!cr_body_content_type_is_json("application.json"));
+    ck_assert(!cr_body_content_type_is_json("@pplication/json"));
+    ck_assert(!cr_body_content_type_is_json("applicatio\x0e/json"));
+    ck_assert(!cr_body_content_type_is_json("application/jso\x0e"));
+    ck_assert(!cr_body_content_type_is_json("application/jsom"));
 }
 END_TEST
 
