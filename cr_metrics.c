@@ -37,10 +37,11 @@ static const apr_int64_t upstream_bucket_usec[NBUCKETS - 1] = {
     5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
     5000000, 10000000, 30000000, 60000000
 };
-/* A slot's numbers: a counter uses [0]; tokens_total [0] for input and
- * [1] for output; a histogram its buckets (not cumulative), then the sum
- * in microseconds (its count is the buckets' total, so _count always
- * equals the +Inf bucket). */
+/* A slot's numbers: a counter uses [0] (requests_total also [1] and [2]
+ * for its links, LINK_TOKENS and LINK_UPSTREAM below); tokens_total [0]
+ * for input and [1] for output; a histogram its buckets (not
+ * cumulative), then the sum in microseconds (its count is the buckets'
+ * total, so _count always equals the +Inf bucket). */
 #define NVALUES  (NBUCKETS + 1)
 #define SUM_IDX  NBUCKETS
 

@@ -157,14 +157,18 @@ apr_int64_t cr_quota_used(apr_uint64_t word, cr_quota_period_e period,
 apr_uint64_t cr_quota_add(apr_uint64_t word, cr_quota_period_e period,
                           apr_time_t now, apr_int64_t tokens)
 {
-    apr_int64_t used = cr_quota_used(word, period, now);
+    /* The period's word with nothing used (its number worked out once). */
+    apr_uint64_t base = quota_word(period, cr_tokens_period_index(period,
+                                                                 now), 0);
+    apr_int64_t used = (word & ~Q_USED_MASK) == base
+                       ? (apr_int64_t)(word & Q_USED_MASK) : 0;
 
     if (tokens < 0) {
         tokens = 0;
     }
     used = tokens > CR_TOKENS_MAX_USED - used ? CR_TOKENS_MAX_USED
                                                : used + tokens;
-    return quota_word(period, cr_tokens_period_index(period, now), used);
+    return base | ((apr_uint64_t)used & Q_USED_MASK);
 }
 
 /* ------------------------------------------------------------------ */

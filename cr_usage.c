@@ -4,9 +4,11 @@
  * cr_usage.c: the usage scanner of cr_usage.h.  Two small state machines:
  * the server-sent events lines (field name, data, blank line) and, under
  * it, a JSON lexer that follows only the structure (depth, object or array,
- * the current member name) and reads the numbers of a usage object.  No
- * byte of the response is kept beyond the first CR_USAGE_KEY_MAX of a
- * member name.
+ * which name looked for the current member name is) and reads the numbers
+ * of a usage object.  Under a value where no name looked for can be it
+ * follows only strings and brackets, sixteen bytes at a time.  No byte of
+ * the response is kept but the first CR_USAGE_KEY_MAX of a member name
+ * split between two pieces.
  */
 
 #include <string.h>
@@ -18,14 +20,21 @@
 
 #include "cr_usage.h"
 
-/* JSON lexer states. */
+/* JSON lexer states.  The first six are those of a level where a name the
+ * scanner looks for can be (a watched level: the top level, the object of
+ * a top-level "message" or "response", a usage object); the last three
+ * those of the levels under any other value, where only strings and
+ * brackets are followed until the level that holds it is back. */
 enum {
     LX_NORMAL = 0,      /* between tokens */
-    LX_KEY,             /* in a member name */
+    LX_KEY,             /* in a member name split between pieces */
     LX_KEY_ESC,         /* ... after a backslash */
     LX_STR,             /* in a string value */
     LX_STR_ESC,         /* ... after a backslash */
-    LX_NUMBER           /* in the number of a usage field */
+    LX_NUMBER,          /* in the number of a usage field */
+    LX_SKIP,            /* passing over a value: between tokens */
+    LX_SKIP_STR,        /* ... in a string (a name or a value) */
+    LX_SKIP_ESC         /* ... after a backslash in it */
 };
 
 /* Server-sent events line states. */
@@ -46,34 +55,97 @@ enum {
     TOP_RESPONSE        /* the Responses API's events */
 };
 
+/* The member names looked for (u->key): a usage field's index
+ * (CR_USAGE_F_*), or one of these. */
+enum {
+    K_NONE = -1,        /* any other name, or one with an escape */
+    K_USAGE = CR_USAGE_F__COUNT,
+    K_CHOICES,
+    K_MESSAGE,
+    K_RESPONSE
+};
+
 /* Longest count read (digits). */
 #define NUM_MAX_DIGITS 15
 
-/* Is the member name just read this one? */
-#define KEY_IS(u, lit) ((u)->key_len == (int)sizeof(lit) - 1 \
-                        && memcmp((u)->key, lit, sizeof(lit) - 1) == 0)
+/* The scanner's small helpers are inlined into its loop (gcc and clang
+ * otherwise call the larger ones). */
+#if defined(__GNUC__)
+#define CR_HOT_INLINE APR_INLINE __attribute__((always_inline))
+#else
+#define CR_HOT_INLINE APR_INLINE
+#endif
 
-/* The number of a name in the usage object, -1 for any other (told apart
- * by their lengths first). */
-static int usage_field(const cr_usage_t *u)
+/* Is level d an object (bit d of objbits; levels past 63 never are)? */
+#define IS_OBJECT(bits, d) ((d) >= 1 && (d) < 64 && (((bits) >> (d)) & 1))
+
+/* Are the n bytes at a those at b (n >= 4)?  Compared a word at a time,
+ * the last word overlapping the one before it (b a literal: its words are
+ * constants). */
+static CR_HOT_INLINE apr_uint64_t word_at(const char *p, apr_size_t size)
 {
-    switch (u->key_len) {
-    case sizeof("prompt_tokens") - 1:          /* also "output_tokens" */
-        return KEY_IS(u, "prompt_tokens") ? CR_USAGE_F_INPUT
-               : KEY_IS(u, "output_tokens") ? CR_USAGE_F_OUTPUT : -1;
-    case sizeof("input_tokens") - 1:
-        return KEY_IS(u, "input_tokens") ? CR_USAGE_F_INPUT : -1;
-    case sizeof("completion_tokens") - 1:
-        return KEY_IS(u, "completion_tokens") ? CR_USAGE_F_OUTPUT : -1;
-    case sizeof("cache_creation_input_tokens") - 1:
-        return KEY_IS(u, "cache_creation_input_tokens")
-               ? CR_USAGE_F_CACHE_CREATION : -1;
-    case sizeof("cache_read_input_tokens") - 1:
-        return KEY_IS(u, "cache_read_input_tokens")
-               ? CR_USAGE_F_CACHE_READ : -1;
-    default:
-        return -1;
+    apr_uint64_t w = 0;
+    apr_uint32_t h;
+
+    if (size == 8) {
+        memcpy(&w, p, 8);
+        return w;
     }
+    memcpy(&h, p, 4);
+    return h;
+}
+
+static CR_HOT_INLINE int same_bytes(const char *a, const char *b,
+                                    apr_size_t n)
+{
+    apr_size_t w = n < 8 ? 4 : 8, i;
+
+    for (i = 0; i + w < n; i += w) {
+        if (word_at(a + i, w) != word_at(b + i, w)) {
+            return 0;
+        }
+    }
+    return word_at(a + n - w, w) == word_at(b + n - w, w);
+}
+
+/* Which name looked for the n bytes at p are (told apart by their lengths
+ * first). */
+static CR_HOT_INLINE int name_kind(const char *p, apr_size_t n)
+{
+#define NAME_IS(lit) same_bytes(p, lit, sizeof(lit) - 1)
+    switch (n) {
+    case sizeof("usage") - 1:
+        return NAME_IS("usage") ? K_USAGE : K_NONE;
+    case sizeof("choices") - 1:                 /* also "message" */
+        return NAME_IS("choices") ? K_CHOICES
+               : NAME_IS("message") ? K_MESSAGE : K_NONE;
+    case sizeof("response") - 1:
+        return NAME_IS("response") ? K_RESPONSE : K_NONE;
+    case sizeof("input_tokens") - 1:
+        return NAME_IS("input_tokens") ? CR_USAGE_F_INPUT : K_NONE;
+    case sizeof("prompt_tokens") - 1:           /* also "output_tokens" */
+        return NAME_IS("prompt_tokens") ? CR_USAGE_F_INPUT
+               : NAME_IS("output_tokens") ? CR_USAGE_F_OUTPUT : K_NONE;
+    case sizeof("completion_tokens") - 1:
+        return NAME_IS("completion_tokens") ? CR_USAGE_F_OUTPUT : K_NONE;
+    case sizeof("cache_read_input_tokens") - 1:
+        return NAME_IS("cache_read_input_tokens") ? CR_USAGE_F_CACHE_READ
+               : K_NONE;
+    case sizeof("cache_creation_input_tokens") - 1:
+        return NAME_IS("cache_creation_input_tokens")
+               ? CR_USAGE_F_CACHE_CREATION : K_NONE;
+    default:
+        return K_NONE;
+    }
+#undef NAME_IS
+}
+
+/* The deepest watched level: every level below it is watched too (a
+ * usage object only lies in a watched level), every level deeper is not. */
+static APR_INLINE unsigned int watched_max(unsigned int usage_depth,
+                                           int top_key)
+{
+    return usage_depth ? usage_depth : top_key != TOP_OTHER ? 2 : 1;
 }
 
 /* The JSON state at the start of a document. */
@@ -83,6 +155,7 @@ static void json_reset(cr_usage_t *u)
     u->objbits = 0;
     u->lex = LX_NORMAL;
     u->expect_key = 0;
+    u->key = K_NONE;
     u->key_len = -1;
     u->top_key = TOP_OTHER;
     u->usage_depth = 0;
@@ -112,7 +185,9 @@ cr_usage_format_e cr_usage_format_for(const char *content_type)
     while (*p == ' ' || *p == '\t') {
         p++;
     }
-    if (strncasecmp(p, sse, sizeof(sse) - 1) == 0) {
+    /* Most responses are application/json: told at the first byte. */
+    if ((*p == 't' || *p == 'T')
+        && strncasecmp(p, sse, sizeof(sse) - 1) == 0) {
         p += sizeof(sse) - 1;
         if (*p == '\0' || *p == ';' || *p == ' ' || *p == '\t') {
             return CR_USAGE_SSE;
@@ -121,251 +196,12 @@ cr_usage_format_e cr_usage_format_for(const char *content_type)
     return CR_USAGE_JSON;
 }
 
-/* Is level d (1-based, d <= CR_USAGE_DEPTH_BITS) an object? */
-static int level_is_object(const cr_usage_t *u, unsigned int d)
-{
-    return d >= 1 && d <= CR_USAGE_DEPTH_BITS
-           && ((u->objbits >> (d - 1)) & 1);
-}
-
-/* A value begins at the current depth, with the current member name;
- * c is its first byte. */
-static void value_start(cr_usage_t *u, char c)
-{
-    if (u->usage_depth && u->depth == u->usage_depth) {
-        u->field_idx = (c >= '0' && c <= '9') || c == '-'
-                       ? usage_field(u) : -1;
-    }
-    if (u->depth == 1) {
-        if (c == '{' && KEY_IS(u, "usage")) {
-            u->usage_depth = 2;
-        }
-        else if (c == '[' && KEY_IS(u, "choices")) {
-            u->choices = 1;
-        }
-        u->top_key = TOP_OTHER;
-        if (c == '{') {
-            if (KEY_IS(u, "message")) {
-                u->top_key = TOP_MESSAGE;
-            }
-            else if (KEY_IS(u, "response")) {
-                u->top_key = TOP_RESPONSE;
-            }
-        }
-    }
-    else if (u->depth == 2 && c == '{' && u->top_key != TOP_OTHER
-             && !u->usage_depth && level_is_object(u, 2)
-             && KEY_IS(u, "usage")) {
-        u->usage_depth = 3;
-    }
-    if (u->usage_depth && u->depth + 1 == u->usage_depth && c == '{') {
-        int i;
-        for (i = 0; i < CR_USAGE_F__COUNT; i++) {
-            u->pending_set[i] = 0;
-        }
-    }
-}
-
-/* A '"' outside a string: a member name or a string value begins. */
-static APR_INLINE void string_start(cr_usage_t *u)
-{
-    if (u->expect_key && level_is_object(u, u->depth)) {
-        u->key_len = 0;
-        u->lex = LX_KEY;
-    }
-    else {
-        value_start(u, '"');
-        u->lex = LX_STR;
-    }
-}
-
-/* A ',' outside a string: the next member or element. */
-static APR_INLINE void next_member(cr_usage_t *u)
-{
-    if (level_is_object(u, u->depth)) {
-        u->expect_key = 1;
-    }
-    u->key_len = -1;
-    u->field_idx = -1;
-}
-
-static void push(cr_usage_t *u, int is_object)
-{
-    u->depth++;
-    if (u->depth <= CR_USAGE_DEPTH_BITS) {
-        apr_uint64_t bit = (apr_uint64_t)1 << (u->depth - 1);
-        if (is_object) {
-            u->objbits |= bit;
-        }
-        else {
-            u->objbits &= ~bit;
-        }
-    }
-    u->expect_key = is_object;
-    u->key_len = -1;
-}
-
-static void pop(cr_usage_t *u)
-{
-    if (u->depth == 0) {
-        return;                 /* not JSON; nothing to follow */
-    }
-    if (u->usage_depth && u->depth == u->usage_depth) {
-        int i, any = 0;
-        for (i = 0; i < CR_USAGE_F__COUNT; i++) {
-            if (u->pending_set[i]) {
-                u->field[i] = u->pending[i];
-                u->field_set[i] = 1;
-                any = 1;
-            }
-        }
-        if (any) {
-            u->seen = 1;
-            u->event_usage = 1;
-        }
-        u->usage_depth = 0;
-    }
-    u->depth--;
-    u->expect_key = 0;
-    u->key_len = -1;
-    u->field_idx = -1;
-}
-
-/* The end of a usage field's number. */
-static void number_end(cr_usage_t *u)
-{
-    if (u->num_len > 0 && u->field_idx >= 0) {
-        u->pending[u->field_idx] = u->num;
-        u->pending_set[u->field_idx] = 1;
-    }
-    u->field_idx = -1;
-    u->lex = LX_NORMAL;
-}
-
-/* One byte of JSON.  Returns 1 when the current event has just shown a
- * non-empty "choices". */
-static inline int json_byte(cr_usage_t *u, char c)
-{
-    int keep = 0;
-
-    switch (u->lex) {
-    case LX_KEY:
-        if (c == '"') {
-            u->lex = LX_NORMAL;
-            u->expect_key = 0;
-        }
-        else if (c == '\\') {
-            u->key_len = -1;    /* an escaped name matches no name here */
-            u->lex = LX_KEY_ESC;
-        }
-        else if (u->key_len >= 0) {
-            if (u->key_len < CR_USAGE_KEY_MAX) {
-                u->key[u->key_len++] = c;
-            }
-            else {
-                u->key_len = -1;
-            }
-        }
-        return 0;
-    case LX_KEY_ESC:
-        u->lex = LX_KEY;
-        return 0;
-    case LX_STR:
-        if (c == '"') {
-            u->lex = LX_NORMAL;
-        }
-        else if (c == '\\') {
-            u->lex = LX_STR_ESC;
-        }
-        return 0;
-    case LX_STR_ESC:
-        u->lex = LX_STR;
-        return 0;
-    case LX_NUMBER:
-        if (c >= '0' && c <= '9') {
-            if (u->num_len >= 0) {
-                if (u->num_len >= NUM_MAX_DIGITS) {
-                    u->num_len = -1;
-                }
-                else {
-                    u->num = u->num * 10 + (c - '0');
-                    u->num_len++;
-                }
-            }
-            return 0;
-        }
-        if (c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
-            u->num_len = -1;
-            return 0;
-        }
-        number_end(u);
-        break;                  /* c itself is read below */
-    default:
-        break;
-    }
-
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-        return 0;
-    }
-    if (u->choices == 1) {
-        if (c == ']') {
-            u->event_choices_empty = 1;
-        }
-        else {
-            keep = 1;
-        }
-        u->choices = 0;
-    }
-    switch (c) {
-    case '"':
-        string_start(u);
-        break;
-    case ':':
-        u->expect_key = 0;
-        break;
-    case ',':
-        next_member(u);
-        break;
-    case '{':
-        value_start(u, c);
-        push(u, 1);
-        break;
-    case '[':
-        value_start(u, c);
-        push(u, 0);
-        break;
-    case '}':
-    case ']':
-        pop(u);
-        break;
-    default:
-        /* A number or a literal; only a usage field's number is read. */
-        if (!u->expect_key && u->usage_depth && u->depth == u->usage_depth
-            && (c == '-' || (c >= '0' && c <= '9'))) {
-            value_start(u, c);
-            if (u->field_idx >= 0) {
-                u->lex = LX_NUMBER;
-                u->num = 0;
-                u->num_len = 0;
-                if (c == '-') {
-                    u->num_len = -1;
-                }
-                else {
-                    u->num = c - '0';
-                    u->num_len = 1;
-                }
-            }
-        }
-        break;
-    }
-    return keep;
-}
-
 /* The first byte at or after p that is a or b, or end.  Most of a
  * response is the text of strings, which only '"' and '\\' end (and the
  * data lines of a stream, which only a line end ends): looked at sixteen
  * bytes at a time where SSE2 is there. */
-static const char *find2(const char *p, const char *end, char a, char b)
+static APR_INLINE const char *find2(const char *p, const char *end, char a,
+                                    char b)
 {
 #if defined(__SSE2__)
     const __m128i va = _mm_set1_epi8(a);
@@ -387,108 +223,590 @@ static const char *find2(const char *p, const char *end, char a, char b)
     return p;
 }
 
-/* The bytes [p, end) of JSON, exactly as json_byte reads them one by one,
- * but the text of a string or a member name in one step, and white space
- * and a string's closing quote without a call.  With stop_on_keep,
- * returns just after the byte that showed a non-empty "choices" (*kept
- * set); else end. */
+/* Pass over n bytes of levels deeper than base byte by byte (where SSE2
+ * is not there, and a block with a backslash outside strings).  *instr:
+ * in a string, *esc: the first byte is escaped.
+ * Returns how many bytes were read: those up to the bracket that brings
+ * the depth back to base, or n. */
+static apr_size_t skip_bytes(const char *p, apr_size_t n, unsigned int *depth,
+                             unsigned int *instr, unsigned int *esc,
+                             unsigned int base)
+{
+    apr_size_t i = 0;
+
+    if (*esc && n > 0) {
+        *esc = 0;
+        i = 1;
+    }
+    for (; i < n; i++) {
+        char c = p[i];
+
+        if (*instr) {
+            if (c == '"') {
+                *instr = 0;
+            }
+            else if (c == '\\') {
+                if (i + 1 == n) {
+                    *esc = 1;
+                    return n;
+                }
+                i++;
+            }
+        }
+        else if (c == '"') {
+            *instr = 1;
+        }
+        else if ((c & 0xDF) == '[') {       /* '[' or '{' */
+            ++*depth;
+        }
+        else if ((c & 0xDF) == ']' && --*depth == base) {  /* ']' or '}' */
+            return i + 1;
+        }
+    }
+    return n;
+}
+
+#if defined(__SSE2__)
+/* Bits of the 64 bytes at p that are c (after AND with fold). */
+#define MASK16(x, v) ((apr_uint64_t)(unsigned int)_mm_movemask_epi8( \
+                          _mm_cmpeq_epi8((x), (v))))
+#define MASK64(x0, x1, x2, x3, v) \
+    (MASK16(x0, v) | (MASK16(x1, v) << 16) | (MASK16(x2, v) << 32) \
+     | (MASK16(x3, v) << 48))
+#endif
+
+/* Pass over the levels deeper than base (lex one of LX_SKIP*, *depth >
+ * base): only '"', '\\' and the brackets matter there.  Sixty-four bytes
+ * at a time: which bytes are inside strings is worked out for the whole
+ * block at once (the prefix XOR of its unescaped quotes), and only the
+ * brackets outside strings are looked at one by one.  Returns just after
+ * the bracket that brings the depth back to base (lex LX_NORMAL), or
+ * end. */
+static const char *skip_run(const char *p, const char *end,
+                            unsigned int *depthp, int *lexp,
+                            unsigned int base)
+{
+    unsigned int depth = *depthp;
+    unsigned int instr = *lexp != LX_SKIP;
+    unsigned int esc = *lexp == LX_SKIP_ESC;
+
+#if defined(__SSE2__)
+    const __m128i vq = _mm_set1_epi8('"');
+    const __m128i vbs = _mm_set1_epi8('\\');
+    /* '[' ']' '{' '}' (and 'Y' '_' 'y' DEL, told apart below) are the
+     * bytes b with b & 0xD9 == 0x59. */
+    const __m128i vfold = _mm_set1_epi8((char)0xD9);
+    const __m128i vbr = _mm_set1_epi8(0x59);
+    char tail[64];
+
+    while (p < end) {
+        apr_size_t n = (apr_size_t)(end - p);
+        const char *b = p;
+        apr_uint64_t mq, mbs, mbr, e, s, m;
+        unsigned int esc_next = 0;
+        __m128i x0, x1, x2, x3;
+
+        if (n < 64) {
+            /* The last bytes, in a block of their own (the NULs after
+             * them are none of the bytes looked for). */
+            memset(tail, 0, sizeof(tail));
+            memcpy(tail, p, n);
+            b = tail;
+        }
+        else {
+            n = 64;
+        }
+        x0 = _mm_loadu_si128((const __m128i *)(const void *)b);
+        x1 = _mm_loadu_si128((const __m128i *)(const void *)(b + 16));
+        x2 = _mm_loadu_si128((const __m128i *)(const void *)(b + 32));
+        x3 = _mm_loadu_si128((const __m128i *)(const void *)(b + 48));
+        mq = MASK64(x0, x1, x2, x3, vq);
+        mbs = MASK64(x0, x1, x2, x3, vbs);
+        mbr = MASK64(_mm_and_si128(x0, vfold), _mm_and_si128(x1, vfold),
+                     _mm_and_si128(x2, vfold), _mm_and_si128(x3, vfold),
+                     vbr);
+
+        /* The escaped bytes: each backslash not itself escaped escapes
+         * the next byte (the next block's first after the last byte). */
+        e = esc;
+        for (m = mbs; m; m &= m - 1) {
+            apr_uint64_t bit = m & (0 - m);
+            if (!(e & bit)) {
+                if (bit == (apr_uint64_t)1 << (n - 1)) {
+                    esc_next = 1;
+                }
+                e |= bit << 1;
+            }
+        }
+        /* In a string after byte i: bit i of the prefix XOR of the
+         * unescaped quotes, the state before the block XORed in. */
+        s = mq & ~e;
+        s ^= s << 1;
+        s ^= s << 2;
+        s ^= s << 4;
+        s ^= s << 8;
+        s ^= s << 16;
+        s ^= s << 32;
+        s ^= 0 - (apr_uint64_t)instr;
+        if (mbs & ~s) {
+            /* A backslash outside a string escapes nothing: this block
+             * byte by byte. */
+            p += skip_bytes(p, n, &depth, &instr, &esc, base);
+            if (depth == base) {
+                *depthp = depth;
+                *lexp = LX_NORMAL;
+                return p;
+            }
+            continue;
+        }
+        /* The brackets outside strings, in order. */
+        for (m = mbr & ~s; m; m &= m - 1) {
+            char c = b[__builtin_ctzll(m)];
+            if ((c & 0xDF) == '[') {
+                depth++;
+            }
+            else if ((c & 0xDF) == ']' && --depth == base) {
+                *depthp = depth;
+                *lexp = LX_NORMAL;
+                return p + __builtin_ctzll(m) + 1;
+            }
+        }
+        instr = (unsigned int)((s >> (n - 1)) & 1);
+        esc = esc_next;
+        p += n;
+    }
+    *lexp = esc ? LX_SKIP_ESC : instr ? LX_SKIP_STR : LX_SKIP;
+#else
+    p += skip_bytes(p, (apr_size_t)(end - p), &depth, &instr, &esc, base);
+    if (depth == base) {
+        *depthp = depth;
+        *lexp = LX_NORMAL;
+        return p;
+    }
+    *lexp = esc ? LX_SKIP_ESC : instr ? LX_SKIP_STR : LX_SKIP;
+#endif
+    *depthp = depth;
+    return p;
+}
+
+/* A usage object ends: its fields are the counts now. */
+static void usage_end(cr_usage_t *u)
+{
+    int i, any = 0;
+
+    for (i = 0; i < CR_USAGE_F__COUNT; i++) {
+        if (u->pending_set[i]) {
+            u->field[i] = u->pending[i];
+            u->field_set[i] = 1;
+            any = 1;
+        }
+    }
+    if (any) {
+        u->seen = 1;
+        u->event_usage = 1;
+    }
+}
+
+/* Classes of the bytes between tokens (json_class). */
+enum {
+    C_OTHER = 0,        /* any other byte: read as a literal's */
+    C_WS,               /* JSON white space */
+    C_COLON,
+    C_COMMA,
+    C_QUOTE,
+    C_OPEN,             /* '{' '[' */
+    C_CLOSE,            /* '}' ']' */
+    C_LIT               /* a byte of a number or a literal: the rest of
+                         * one is passed over at once */
+};
+
+static const unsigned char json_class[256] = {
+    [' '] = C_WS, ['\t'] = C_WS, ['\n'] = C_WS, ['\r'] = C_WS,
+    [':'] = C_COLON, [','] = C_COMMA, ['"'] = C_QUOTE,
+    ['{'] = C_OPEN, ['['] = C_OPEN, ['}'] = C_CLOSE, [']'] = C_CLOSE,
+    ['0'] = C_LIT, ['1'] = C_LIT, ['2'] = C_LIT, ['3'] = C_LIT,
+    ['4'] = C_LIT, ['5'] = C_LIT, ['6'] = C_LIT, ['7'] = C_LIT,
+    ['8'] = C_LIT, ['9'] = C_LIT, ['.'] = C_LIT, ['-'] = C_LIT,
+    ['+'] = C_LIT, ['E'] = C_LIT,
+    ['a'] = C_LIT, ['b'] = C_LIT, ['c'] = C_LIT, ['d'] = C_LIT,
+    ['e'] = C_LIT, ['f'] = C_LIT, ['g'] = C_LIT, ['h'] = C_LIT,
+    ['i'] = C_LIT, ['j'] = C_LIT, ['k'] = C_LIT, ['l'] = C_LIT,
+    ['m'] = C_LIT, ['n'] = C_LIT, ['o'] = C_LIT, ['p'] = C_LIT,
+    ['q'] = C_LIT, ['r'] = C_LIT, ['s'] = C_LIT, ['t'] = C_LIT,
+    ['u'] = C_LIT, ['v'] = C_LIT, ['w'] = C_LIT, ['x'] = C_LIT,
+    ['y'] = C_LIT, ['z'] = C_LIT
+};
+
+#define CLASS_OF(c) json_class[(unsigned char)(c)]
+
+/* The bytes [p, end) of JSON.  A watched level's structure is followed
+ * token by token; the levels under any other value are passed over by
+ * skip_run; a string is read to its end at once and a member name is told
+ * where it lies (its first bytes are copied only when a piece ends inside
+ * it).  The usual sequences (a name, ':', a string; a value, ',', a name)
+ * are read without going back to the token loop.  The state lives in
+ * locals and goes back to u at the end.  With stop_on_keep, returns just
+ * after the byte that showed a non-empty "choices" (*kept set); else
+ * end. */
 static const char *json_run(cr_usage_t *u, const char *p, const char *end,
                             int stop_on_keep, int *kept)
 {
-    while (p < end) {
-        const char *q;
-        char c;
+    unsigned int depth = u->depth;
+    unsigned int usage_depth = u->usage_depth;
+    apr_uint64_t objbits = u->objbits;
+    int lex = u->lex;
+    int expect_key = u->expect_key;
+    int key = u->key;
+    int key_len = u->key_len;
+    int top_key = u->top_key;
+    int field_idx = u->field_idx;
+    int num_len = u->num_len;
+    int choices = u->choices;
+    apr_int64_t num = u->num;
+    const char *q;
+    char c;
 
-        switch (u->lex) {
-        case LX_STR:
-            p = find2(p, end, '"', '\\');
-            if (p == end) {
-                return end;
-            }
-            u->lex = *p++ == '"' ? LX_NORMAL : LX_STR_ESC;
+    switch (lex) {
+    case LX_NORMAL:
+        goto normal;
+    case LX_KEY:
+        goto name;
+    case LX_KEY_ESC:
+        goto name_esc;
+    case LX_STR:
+        goto string;
+    case LX_STR_ESC:
+        goto string_esc;
+    case LX_NUMBER:
+        goto number;
+    default:
+        goto skip;
+    }
+
+normal:
+    while (p < end) {
+        int cls;
+
+        c = *p++;
+        cls = CLASS_OF(c);
+        if (cls == C_WS) {
             continue;
-        case LX_KEY:
-            q = find2(p, end, '"', '\\');
-            if (u->key_len >= 0) {
-                apr_size_t n = (apr_size_t)(q - p);
-                if (n <= (apr_size_t)(CR_USAGE_KEY_MAX - u->key_len)) {
-                    memcpy(u->key + u->key_len, p, n);
-                    u->key_len += (int)n;
-                }
-                else {
-                    u->key_len = -1;    /* longer than any name looked for */
-                }
-            }
-            p = q;
-            if (p == end) {
-                return end;
-            }
-            if (*p == '"') {            /* the name ends */
-                u->lex = LX_NORMAL;
-                u->expect_key = 0;
-                p++;
-                continue;
-            }
-            break;                      /* json_byte: the '\\' */
-        case LX_NORMAL:
-            c = *p;
-            if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-                p++;
-                continue;
-            }
-            if (u->choices == 1) {
-                break;                  /* json_byte: the byte after '[' */
-            }
-            /* What json_byte does with the most frequent bytes. */
-            switch (c) {
-            case ':':
-                u->expect_key = 0;
-                p++;
-                continue;
-            case ',':
-                next_member(u);
-                p++;
-                continue;
-            case '"':
-                string_start(u);
-                p++;
-                continue;
-            case '{':
-            case '[':
-            case '}':
-            case ']':
-                break;
-            default:
-                /* A number or a literal outside a usage object: nothing
-                 * to read, up to the next structural byte or space. */
-                if (!u->usage_depth) {
-                    do {
-                        p++;
-                    } while (p < end && ((*p >= '0' && *p <= '9')
-                                         || (*p >= 'a' && *p <= 'z')
-                                         || *p == '.' || *p == '-'
-                                         || *p == '+' || *p == 'E'));
-                    continue;
-                }
-                break;
-            }
-            break;
-        default:
-            break;
         }
-        if (json_byte(u, *p++) && stop_on_keep) {
-            *kept = 1;
-            return p;
+        if (choices == 1) {
+            /* The first byte after "choices":[ tells whether it is empty
+             * (the usage-only chunk of a stream) or not. */
+            choices = 0;
+            if (c == ']') {
+                u->event_choices_empty = 1;
+            }
+            else if (stop_on_keep) {
+                *kept = 1;
+                end = p;        /* the rest is for the next call */
+            }
+        }
+        switch (cls) {
+        case C_COLON:
+            expect_key = 0;
+            break;
+        case C_COMMA:
+            if (IS_OBJECT(objbits, depth)) {
+                expect_key = 1;
+            }
+            key = K_NONE;
+            field_idx = -1;
+            break;
+        case C_QUOTE:
+            if (expect_key && IS_OBJECT(objbits, depth)) {
+name_start:
+                /* A member name, told where it lies if it ends here. */
+                q = find2(p, end, '"', '\\');
+                if (q == end || *q != '"') {
+                    key = K_NONE;
+                    key_len = 0;
+                    goto name;
+                }
+                key = name_kind(p, (apr_size_t)(q - p));
+                expect_key = 0;
+                p = q + 1;
+                /* Most often the ':' and a string value follow at once. */
+                if (p < end && *p == ':') {
+                    p++;
+                    if (p < end && *p == '"') {
+                        p++;
+                        goto value_string;
+                    }
+                }
+                break;
+            }
+value_string:
+            if (usage_depth && depth == usage_depth) {
+                field_idx = -1;
+            }
+            if (depth == 1) {
+                top_key = TOP_OTHER;
+            }
+            /* The string's text, to its closing quote. */
+string:
+            for (;;) {
+                q = find2(p, end, '"', '\\');
+                if (q == end) {
+                    p = end;
+                    lex = LX_STR;
+                    goto out;
+                }
+                p = q + 1;
+                if (*q == '"') {
+                    break;
+                }
+string_esc:
+                if (p == end) {
+                    lex = LX_STR_ESC;
+                    goto out;
+                }
+                p++;            /* the escaped byte */
+            }
+after_value:
+            /* A value has ended: most often a ',' and the next member's
+             * name follow at once. */
+            if (p < end && *p == ',') {
+                p++;
+                key = K_NONE;
+                field_idx = -1;
+                if (IS_OBJECT(objbits, depth)) {
+                    expect_key = 1;
+                    if (p < end && *p == '"') {
+                        p++;
+                        goto name_start;
+                    }
+                }
+            }
+            break;
+        case C_OPEN:
+            /* A value that holds others begins: what it is. */
+            if (usage_depth && depth == usage_depth) {
+                field_idx = -1;
+            }
+            if (depth == 1) {
+                top_key = TOP_OTHER;
+                if (c == '[') {
+                    if (key == K_CHOICES) {
+                        choices = 1;
+                    }
+                }
+                else if (key == K_USAGE) {
+                    usage_depth = 2;
+                }
+                else if (key == K_MESSAGE) {
+                    top_key = TOP_MESSAGE;
+                }
+                else if (key == K_RESPONSE) {
+                    top_key = TOP_RESPONSE;
+                }
+            }
+            else if (depth == 2 && c == '{' && key == K_USAGE
+                     && top_key != TOP_OTHER && !usage_depth
+                     && IS_OBJECT(objbits, 2)) {
+                usage_depth = 3;
+            }
+            if (c == '{' && usage_depth && depth + 1 == usage_depth) {
+                int i;
+                for (i = 0; i < CR_USAGE_F__COUNT; i++) {
+                    u->pending_set[i] = 0;
+                }
+            }
+            /* One level deeper. */
+            depth++;
+            if (depth < 64) {
+                apr_uint64_t bit = (apr_uint64_t)1 << depth;
+                objbits = c == '{' ? objbits | bit : objbits & ~bit;
+            }
+            expect_key = c == '{';
+            key = K_NONE;
+            if (depth > watched_max(usage_depth, top_key) && choices != 1) {
+                lex = LX_SKIP;
+                goto skip;
+            }
+            if (expect_key && p < end && *p == '"') {
+                p++;
+                goto name_start;
+            }
+            break;
+        case C_CLOSE:
+            if (depth == 0) {
+                break;          /* not JSON; nothing to follow */
+            }
+            if (usage_depth && depth == usage_depth) {
+                usage_end(u);
+                usage_depth = 0;
+            }
+            depth--;
+            expect_key = 0;
+            key = K_NONE;
+            field_idx = -1;
+            goto after_value;
+        default:
+            /* A number or a literal: only a usage field's number is
+             * read. */
+            if (usage_depth) {
+                if (!expect_key && depth == usage_depth
+                    && (c == '-' || (c >= '0' && c <= '9'))) {
+                    field_idx = key >= 0 && key < CR_USAGE_F__COUNT ? key
+                                                                     : -1;
+                    if (field_idx >= 0) {
+                        if (c == '-') {
+                            num = 0;
+                            num_len = -1;
+                        }
+                        else {
+                            num = c - '0';
+                            num_len = 1;
+                        }
+                        goto number;
+                    }
+                }
+                break;
+            }
+            while (p < end && CLASS_OF(*p) == C_LIT) {
+                p++;
+            }
+            goto after_value;
         }
     }
-    return end;
+    lex = LX_NORMAL;
+    goto out;
+
+name:
+    /* The rest of a member name split between pieces: its first key_len
+     * bytes are in key_part (-1: it matches no name looked for). */
+    for (;;) {
+        q = find2(p, end, '"', '\\');
+        if (key_len >= 0) {
+            apr_size_t n = (apr_size_t)(q - p);
+            if (n <= (apr_size_t)(CR_USAGE_KEY_MAX - key_len)) {
+                memcpy(u->key_part + key_len, p, n);
+                key_len += (int)n;
+            }
+            else {
+                key_len = -1;
+            }
+        }
+        if (q == end) {
+            p = end;
+            lex = LX_KEY;
+            goto out;
+        }
+        p = q + 1;
+        if (*q == '"') {
+            break;
+        }
+        key_len = -1;           /* an escaped name matches no name here */
+name_esc:
+        if (p == end) {
+            lex = LX_KEY_ESC;
+            goto out;
+        }
+        p++;
+    }
+    key = key_len >= 0 ? name_kind(u->key_part, (apr_size_t)key_len)
+                       : K_NONE;
+    key_len = -1;
+    expect_key = 0;
+    goto normal;
+
+number:
+    while (p < end) {
+        c = *p;
+        if (c >= '0' && c <= '9') {
+            if (num_len >= 0) {
+                if (num_len >= NUM_MAX_DIGITS) {
+                    num_len = -1;
+                }
+                else {
+                    num = num * 10 + (c - '0');
+                    num_len++;
+                }
+            }
+            p++;
+            continue;
+        }
+        if (c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
+            num_len = -1;
+            p++;
+            continue;
+        }
+        /* The number ends; c is read as any byte between tokens. */
+        if (num_len > 0 && field_idx >= 0) {
+            u->pending[field_idx] = num;
+            u->pending_set[field_idx] = 1;
+        }
+        field_idx = -1;
+        goto after_value;
+    }
+    lex = LX_NUMBER;
+    goto out;
+
+skip:
+    p = skip_run(p, end, &depth, &lex, watched_max(usage_depth, top_key));
+    if (lex != LX_NORMAL) {
+        goto out;
+    }
+    /* Back at the watched level: as after any value's end. */
+    expect_key = 0;
+    key = K_NONE;
+    field_idx = -1;
+    goto after_value;
+
+out:
+    u->depth = depth;
+    u->usage_depth = usage_depth;
+    u->objbits = objbits;
+    u->lex = lex;
+    u->expect_key = expect_key;
+    u->key = key;
+    u->key_len = key_len;
+    u->top_key = top_key;
+    u->field_idx = field_idx;
+    u->num_len = num_len;
+    u->choices = choices;
+    u->num = num;
+    return p;
+}
+
+/* A data line ends: a line end inside the JSON (white space, or a byte of
+ * a string). */
+static void json_newline(cr_usage_t *u)
+{
+    switch (u->lex) {
+    case LX_KEY:
+        u->key_len = -1;        /* no name looked for has a line end */
+        break;
+    case LX_KEY_ESC:
+        u->lex = LX_KEY;
+        break;
+    case LX_STR_ESC:
+        u->lex = LX_STR;
+        break;
+    case LX_SKIP_ESC:
+        u->lex = LX_SKIP_STR;
+        break;
+    case LX_NUMBER:
+        if (u->num_len > 0 && u->field_idx >= 0) {
+            u->pending[u->field_idx] = u->num;
+            u->pending_set[u->field_idx] = 1;
+        }
+        u->field_idx = -1;
+        u->lex = LX_NORMAL;
+        break;
+    default:
+        break;
+    }
 }
 
 /* The end of an event (its blank line). */
 static void event_end(cr_usage_t *u)
 {
     if (u->lex == LX_NUMBER) {
-        number_end(u);
+        json_newline(u);
     }
     u->in_event = 0;
     json_reset(u);
@@ -581,7 +899,7 @@ apr_size_t cr_usage_feed(cr_usage_t *u, const char *data, apr_size_t len,
             }
             else if (c == '\n' || c == '\r') {
                 if (u->name_len == 4 && memcmp(u->name, "data", 4) == 0) {
-                    (void)json_byte(u, '\n');
+                    json_newline(u);
                 }
                 u->sse = c == '\r' ? SSE_CR : SSE_LINE_START;
             }
@@ -600,7 +918,7 @@ apr_size_t cr_usage_feed(cr_usage_t *u, const char *data, apr_size_t len,
             /* fall through */
         case SSE_DATA:
             if (c == '\n' || c == '\r') {
-                (void)json_byte(u, '\n');
+                json_newline(u);
                 u->sse = c == '\r' ? SSE_CR : SSE_LINE_START;
             }
             else {

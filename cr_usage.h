@@ -5,10 +5,13 @@
  * section 11).  A small state machine over bytes, fed the response in
  * pieces of any size: a JSON document (application/json) or server-sent
  * events (text/event-stream) whose data lines are JSON documents.  It keeps
- * no copy of the response: only its position in the JSON structure, the
- * first bytes of the member name it is in (CR_USAGE_KEY_MAX) and the fields
- * of a "usage" object being read, so its memory is fixed whatever the
- * response's size.
+ * no copy of the response: only its position in the JSON structure, which
+ * of the names it looks for the current member name is (the first
+ * CR_USAGE_KEY_MAX bytes of a name are kept only when it is split between
+ * two pieces) and the fields of a "usage" object being read, so its memory
+ * is fixed whatever the response's size.  Levels where no name it looks
+ * for can be are passed over: only their strings and brackets are
+ * followed, sixteen bytes at a time.
  *
  * A "usage" object counts when it is a member of a document's top-level
  * object (OpenAI chat completions and their final stream chunk, embeddings,
@@ -28,12 +31,9 @@
 #include <apr.h>
 #include <apr_buckets.h>
 
-/* The first bytes of a member name that are kept (longer names match no
- * name the scanner looks for). */
+/* The first bytes of a member name split between two pieces that are kept
+ * (longer names match no name the scanner looks for). */
 #define CR_USAGE_KEY_MAX 32
-/* Nesting levels whose kind (object or array) is remembered; deeper levels
- * are only counted (no member the scanner looks for lies there). */
-#define CR_USAGE_DEPTH_BITS 64
 
 typedef enum {
     CR_USAGE_JSON = 0,          /* one JSON document */
@@ -72,11 +72,15 @@ typedef struct {
 
     /* JSON structure. */
     unsigned int depth;
-    apr_uint64_t objbits;               /* bit d-1: level d is an object */
+    apr_uint64_t objbits;               /* bit d: level d is an object */
     int lex;                            /* lexer state (cr_usage.c) */
     int expect_key;                     /* innermost object wants a name */
-    int key_len;                        /* -1: name not kept */
-    char key[CR_USAGE_KEY_MAX];
+    int key;                            /* which name looked for the
+                                         * current member name is
+                                         * (cr_usage.c), -1 none */
+    int key_len;                        /* bytes of a name split between
+                                         * pieces in key_part, -1 none */
+    char key_part[CR_USAGE_KEY_MAX];
     int top_key;                        /* kind of the level-1 member that
                                          * holds level 2 */
     unsigned int usage_depth;           /* depth inside a usage object, 0 */

@@ -57,6 +57,40 @@ struct cr_usage_filter_t {
     apr_int64_t dropped;          /* events taken out */
 };
 
+/* Room for the decimal text of an apr_int64_t and its NUL. */
+#define CR_COUNT_TEXT 21
+
+/* The decimal text of v (as apr_off_t_toa writes it), ending just before
+ * end: returns its first byte.  Two digits a division. */
+static char *count_text(char *end, apr_int64_t v)
+{
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+    apr_uint64_t n = v < 0 ? 0 - (apr_uint64_t)v : (apr_uint64_t)v;
+    char *p = end;
+
+    *--p = '\0';
+    while (n >= 100) {
+        unsigned int two = (unsigned int)(n % 100);
+        n /= 100;
+        *--p = pairs[2 * two + 1];
+        *--p = pairs[2 * two];
+    }
+    if (n >= 10) {
+        *--p = pairs[2 * n + 1];
+        *--p = pairs[2 * n];
+    }
+    else {
+        *--p = (char)('0' + n);
+    }
+    if (v < 0) {
+        *--p = '-';
+    }
+    return p;
+}
+
 /* Settle the counts (once): context, environment, and a log line when
  * there are none. */
 void cr_usage_finish(request_rec *r, cr_request_ctx *ctx)
@@ -78,15 +112,18 @@ void cr_usage_finish(request_rec *r, cr_request_ctx *ctx)
         ctx->output_tokens = out;
         /* Added, not set: this runs once per request (usage_done), and
          * apr_table_setn would compare the name with every CLAWDROUTER_
-         * variable already there (they share apr_table's checksum).
-         * apr_off_t is 64 bits here (as APR_INT64_T_FMT): no format string
-         * to parse. */
-        apr_table_addn(r->subprocess_env, CR_ENV_INPUT_TOKENS,
-                       apr_off_t_toa(r->pool, (apr_off_t)in));
-        apr_table_addn(r->subprocess_env, CR_ENV_OUTPUT_TOKENS,
-                       apr_off_t_toa(r->pool, (apr_off_t)out));
-        apr_table_addn(r->subprocess_env, CR_ENV_TOTAL_TOKENS,
-                       apr_off_t_toa(r->pool, (apr_off_t)(in + out)));
+         * variable already there (they share apr_table's checksum).  The
+         * three numbers are written into one allocation. */
+        {
+            char *text = apr_palloc(r->pool, 3 * CR_COUNT_TEXT);
+
+            apr_table_addn(r->subprocess_env, CR_ENV_INPUT_TOKENS,
+                           count_text(text + CR_COUNT_TEXT, in));
+            apr_table_addn(r->subprocess_env, CR_ENV_OUTPUT_TOKENS,
+                           count_text(text + 2 * CR_COUNT_TEXT, out));
+            apr_table_addn(r->subprocess_env, CR_ENV_TOTAL_TOKENS,
+                           count_text(text + 3 * CR_COUNT_TEXT, in + out));
+        }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0701)
                       "usage of the response: %" APR_INT64_T_FMT " input, %"
                       APR_INT64_T_FMT " output tokens%s", in, out,

@@ -6,11 +6,15 @@
  * arrives in (as brigades do); the rest is the response.  Fed whole, in
  * pieces, and in pieces with signals (as the output filter feeds it when it
  * takes the usage chunk out), the scanner must read the same usage, consume
- * every byte, and never report a negative count.
+ * every byte, and never report a negative count.  And it must do exactly
+ * what the scanner before the structural one did (fuzz/usage_ref.h):
+ * the same counts, signals and offsets, fed in pieces of 1 to 40 bytes
+ * whose sizes come from the input's first bytes, in both formats.
  */
 
 #include "fuzz_common.h"
 #include "cr_usage.h"
+#include "usage_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -72,6 +76,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ws) {
         FUZZ_CHECK(wi == pi && wo == po && wi == si && wo == so);
         FUZZ_CHECK(wi >= 0 && wo >= 0);
+    }
+
+    /* Against the reference: whole, and in pieces of varying sizes. */
+    {
+        const unsigned char *sizes = (const unsigned char *)text;
+        size_t nsizes = len < 16 ? len : 16;
+        unsigned char one = (unsigned char)(piece - 1);
+
+        FUZZ_CHECK(ref_usage_compare(text, len, CR_USAGE_JSON, 0, sizes,
+                                     nsizes) == 0);
+        FUZZ_CHECK(ref_usage_compare(text, len, CR_USAGE_SSE, 0, sizes,
+                                     nsizes) == 0);
+        FUZZ_CHECK(ref_usage_compare(text, len, CR_USAGE_SSE, 1, sizes,
+                                     nsizes) == 0);
+        FUZZ_CHECK(ref_usage_compare(text, len, fmt, 0, &one, 1) == 0);
     }
     return 0;
 }

@@ -205,3 +205,34 @@ def test_htaccess_does_not_apply_to_gateway(make_gateway, upstream):
     r = requests.get(gw.url + "/static/x", timeout=10)
     assert r.status_code == 500
     assert "ThisIsNotADirective" in gw.error_log_text()
+
+
+@pytest.mark.parametrize("cache", ["16", "0"])
+def test_key_hash_failure_is_internal_error(make_gateway, upstream,
+                                            monkeypatch, cache):
+    """The key's SHA-256 cannot be computed (an OpenSSL that offers no
+    SHA-256: here a configuration whose default properties no algorithm
+    has): the store cannot be read by it, so the request is the gateway's
+    500 internal_error, never a 401 or a forwarded request, with the cache
+    (a miss) and without it (CR_KEYSTORE_HASH_FAILED)."""
+    gw = make_gateway(start=False, mpm="event", name="nosha" + cache,
+                      extra_server_conf="ClawdRouterKeyCache %s" % cache)
+    _, k = gw.create_key(name="nosha")       # the CLI still has SHA-256
+    conf = os.path.join(gw.root, "openssl-no-sha256.cnf")
+    with open(conf, "w") as f:
+        f.write("openssl_conf = init\n[init]\nalg_section = evp\n"
+                "[evp]\ndefault_properties = fips=yes\n")
+    monkeypatch.setenv("OPENSSL_CONF", conf)
+    gw.start()
+    monkeypatch.delenv("OPENSSL_CONF")
+    _settle(gw)
+    with requests.Session() as s:
+        for _ in range(2):
+            r = _openai(s, gw, k)
+            assert r.status_code == 500, r.text
+            err = r.json()["error"]
+            assert (err["type"], err["code"]) == ("server_error",
+                                                  "internal_error"), err
+            assert r.headers["x-should-retry"] == "false"
+            assert k not in r.text
+    assert upstream.requests == []

@@ -14,6 +14,7 @@
 #include <apr_strings.h>
 
 #include "cr_usage.h"
+#include "../../fuzz/usage_ref.h"
 
 #define OPENAI_CHUNK(delta, finish) \
     "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\"," \
@@ -496,6 +497,169 @@ START_TEST(test_request_usage)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Today's scanner against the reference (fuzz/usage_ref.h)            */
+/* ------------------------------------------------------------------ */
+
+static unsigned long long rng_state = 88172645463325252ULL;
+
+static unsigned int rng(unsigned int n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned int)(rng_state % n);
+}
+
+/* Pieces of responses, the names looked for, and what trips a scanner up:
+ * escapes, brackets in strings, line ends in every form, SSE fields, the
+ * bytes the skipping mask takes for brackets at first ('Y' '_' 'y'
+ * DEL). */
+static const char *const ref_frags[] = {
+    "{", "}", "[", "]", ":", ",", "\"", "\\", " ", "\n", "\r", "\n\n",
+    "\r\n", "\r\r", "\t", "\"usage\"", "\"choices\"", "\"message\"",
+    "\"response\"", "\"prompt_tokens\"", "\"completion_tokens\"",
+    "\"input_tokens\"", "\"output_tokens\"",
+    "\"cache_creation_input_tokens\"", "\"cache_read_input_tokens\"",
+    "\"total_tokens\"", "\"x\"",
+    "\"a_very_long_member_name_longer_than_kept_by_far\"",
+    "\"us\\u0061ge\"", "\"usage\\\"\"", "0", "12", "-3", "4.5", "1e3",
+    "1234567890123456", "123456789012345", "true", "null", "abc",
+    "data: ", "data:", "event: x\n", ": comment\n", "data", "id: 1\n",
+    "\"usage\":{", "\"choices\":[", "\"choices\":[]", "\"message\":{",
+    "\"response\":{", "\"prompt_tokens\":", "\"output_tokens\":",
+    "\"text\":\"", "\\\"", "\\\\", "{\"a\":[{\"b\":\"c{[\\\"]}\"}]}",
+    "\xc3\xa9", "\xff", "Y", "_", "y", "\x7f"
+};
+
+static const char *const ref_templates[] = {
+    "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion\",\"created\":"
+    "1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,"
+    "\"finish_reason\":\"stop\",\"message\":{\"role\":\"assistant\","
+    "\"content\":\"Hello from the bench upstream.\"}}],\"usage\":"
+    "{\"prompt_tokens\":12,\"completion_tokens\":7,\"total_tokens\":19}}",
+    openai_stream, openai_json, embeddings_json, responses_json,
+    responses_stream, anthropic_json, anthropic_stream, two_line_data,
+    "{\n  \"id\": \"x\",\n  \"choices\": [\n    {\n      \"message\": "
+    "{\"content\": \"a \\\"usage\\\": {\\n}\\\\\"}\n    }\n  ],\n  \"usage\": "
+    "{\n    \"prompt_tokens\": 5,\n    \"completion_tokens\": 6\n  }\n}\n"
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A random input: fragments strung together, a response repeated and
+ * mutated, or deep nesting followed by a usage object. */
+static size_t ref_input(char *buf, size_t cap)
+{
+    size_t n = 0;
+    unsigned int mode = rng(3), k;
+
+    if (mode == 0) {
+        for (k = rng(200); k > 0 && n < cap - 64; k--) {
+            const char *f = ref_frags[rng(N_OF(ref_frags))];
+            memcpy(buf + n, f, strlen(f));
+            n += strlen(f);
+        }
+    }
+    else if (mode == 1) {
+        const char *t = ref_templates[rng(N_OF(ref_templates))];
+        size_t l = strlen(t);
+
+        for (k = 1 + rng(3); k > 0 && n + l < cap; k--) {
+            memcpy(buf + n, t, l);
+            n += l;
+        }
+        for (k = rng(6); k > 0; k--) {
+            size_t at = n ? rng((unsigned int)n) : 0;
+            unsigned int kind = rng(3);
+
+            if (kind == 0 && n > 0) {
+                size_t d = 1 + rng(8);
+                if (at + d > n) {
+                    d = n - at;
+                }
+                memmove(buf + at, buf + at + d, n - at - d);
+                n -= d;
+            }
+            else if (kind == 1) {
+                const char *f = ref_frags[rng(N_OF(ref_frags))];
+                size_t fl = strlen(f);
+                if (n + fl < cap) {
+                    memmove(buf + at + fl, buf + at, n - at);
+                    memcpy(buf + at, f, fl);
+                    n += fl;
+                }
+            }
+            else if (n > 0) {
+                buf[at] = (char)rng(256);
+            }
+        }
+    }
+    else {
+        static const char tail[] =
+            "\"usage\":{\"prompt_tokens\":3,\"output_tokens\":4}}\n\n";
+        unsigned int d = rng(80);
+
+        if (rng(2)) {
+            memcpy(buf, "data: ", 6);
+            n = 6;
+        }
+        buf[n++] = '{';
+        for (k = 0; k < d && n < cap - 200; k++) {
+            const char *f = ref_frags[rng(N_OF(ref_frags))];
+            memcpy(buf + n, f, strlen(f));
+            n += strlen(f);
+            if (rng(2)) {
+                buf[n++] = "{[\"]}:,"[rng(7)];
+            }
+        }
+        memcpy(buf + n, tail, sizeof(tail) - 1);
+        n += sizeof(tail) - 1;
+    }
+    return n;
+}
+
+/* The same counts, signals and offsets as the reference on random inputs
+ * fed in random pieces of 1 to 40 bytes and whole, in both formats, with
+ * and without signals.  CR_USAGE_REF_INPUTS sets how many (30,000 here;
+ * the landing of the structural scanner ran 2,000,000). */
+START_TEST(test_against_reference)
+{
+    static char buf[16384];
+    unsigned char sizes[64];
+    const char *env = getenv("CR_USAGE_REF_INPUTS");
+    long count = env ? atol(env) : 30000, i;
+    size_t j;
+
+    for (i = 0; i < count; i++) {
+        size_t len = ref_input(buf, sizeof(buf));
+        unsigned int top = 1 + rng(40);
+        cr_usage_t a;
+        ref_usage_t b;
+        apr_int64_t ai = 0, ao = 0, bi = 0, bo = 0;
+
+        for (j = 0; j < sizeof(sizes); j++) {
+            sizes[j] = (unsigned char)rng(top);
+        }
+        ck_assert_uint_eq(ref_usage_compare(buf, len, CR_USAGE_JSON, 0,
+                                            sizes, sizeof(sizes)), 0);
+        ck_assert_uint_eq(ref_usage_compare(buf, len, CR_USAGE_SSE, 0,
+                                            sizes, sizeof(sizes)), 0);
+        ck_assert_uint_eq(ref_usage_compare(buf, len, CR_USAGE_SSE, 1,
+                                            sizes, sizeof(sizes)), 0);
+        /* Whole, in one call. */
+        cr_usage_init(&a, CR_USAGE_JSON, 0);
+        ref_usage_init(&b, CR_USAGE_JSON, 0);
+        ck_assert_uint_eq(cr_usage_feed(&a, buf, len, NULL), len);
+        ref_usage_feed(&b, buf, len, NULL);
+        ck_assert_int_eq(cr_usage_result(&a, &ai, &ao),
+                         ref_usage_result(&b, &bi, &bo));
+        ck_assert_int_eq(ai, bi);
+        ck_assert_int_eq(ao, bo);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("usage");
@@ -521,6 +685,7 @@ int main(void)
     tcase_add_test(scan_tc, test_sse_lines);
     tcase_add_test(scan_tc, test_deep_nesting);
     tcase_add_test(scan_tc, test_format_for);
+    tcase_add_test(scan_tc, test_against_reference);
     suite_add_tcase(s, scan_tc);
     tcase_add_test(strip_tc, test_strip_usage_chunk);
     tcase_add_test(strip_tc, test_strip_keeps_other_events);
