@@ -4,6 +4,8 @@
  * cr_rate.c: GCRA and its slot-grid form (see cr_rate.h and
  * docs/RATELIMIT.md).  Pure arithmetic: time is a parameter.
  */
+#include <string.h>
+
 #include "cr_rate.h"
 
 static apr_int64_t clamp_rpm(apr_int64_t rpm)
@@ -133,11 +135,20 @@ void cr_rate_grid_refused(apr_time_t anchor, apr_int64_t rpm, apr_time_t now,
 
 apr_uint64_t cr_rate_id_fnv(const char *id)
 {
+    const apr_uint64_t prime = APR_UINT64_C(0x100000001b3);
+    const unsigned char *s = (const unsigned char *)id;
     apr_uint64_t h = APR_UINT64_C(0xcbf29ce484222325);
+    apr_size_t n = strlen(id), i = 0;
 
-    for (; *id; id++) {
-        h ^= (unsigned char)*id;
-        h *= APR_UINT64_C(0x100000001b3);
+    /* Four bytes a turn: the same byte-by-byte FNV-1a, less looping. */
+    for (; i + 4 <= n; i += 4) {
+        h = (h ^ s[i]) * prime;
+        h = (h ^ s[i + 1]) * prime;
+        h = (h ^ s[i + 2]) * prime;
+        h = (h ^ s[i + 3]) * prime;
+    }
+    for (; i < n; i++) {
+        h = (h ^ s[i]) * prime;
     }
     return h;
 }

@@ -265,9 +265,16 @@ apr_size_t cr_time_put_duration(char *buf, apr_interval_time_t d)
             memcpy(buf, "1s", 3);
             return 2;
         }
-        out = put_count(out, ms, "ms");
-        *out = '\0';
-        return (apr_size_t)(out - buf);
+        /* 1 to 999 */
+        if (ms >= 100) {
+            *out++ = (char)('0' + ms / 100);
+        }
+        if (ms >= 10) {
+            *out++ = (char)('0' + ms / 10 % 10);
+        }
+        *out++ = (char)('0' + ms % 10);
+        memcpy(out, "ms", 3);
+        return (apr_size_t)(out + 2 - buf);
     }
     secs = (d + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC;
     h = secs / 3600;

@@ -528,12 +528,22 @@ name_start:
                 key = name_kind(p, (apr_size_t)(q - p));
                 expect_key = 0;
                 p = q + 1;
-                /* Most often the ':' and a string value follow at once. */
+                /* Most often the ':' and the value follow at once. */
                 if (p < end && *p == ':') {
                     p++;
                     if (p < end && *p == '"') {
                         p++;
                         goto value_string;
+                    }
+                    if (p < end && usage_depth && depth == usage_depth
+                        && key >= 0 && key < CR_USAGE_F__COUNT
+                        && *p >= '0' && *p <= '9') {
+                        /* A usage field's count (as the default case
+                         * below starts it). */
+                        field_idx = key;
+                        num = *p++ - '0';
+                        num_len = 1;
+                        goto number;
                     }
                 }
                 break;
@@ -666,6 +676,30 @@ after_value:
                 }
                 break;
             }
+#if defined(__SSE2__)
+            /* Outside a usage object nothing but '"', ':', ',' and the
+             * brackets does anything here: the next of them, sixteen
+             * bytes at a time (a timestamp's digits, white space). */
+            if (end - p >= 16) {
+                __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+                __m128i y = _mm_and_si128(x, _mm_set1_epi8((char)0xDF));
+                unsigned int m = (unsigned int)_mm_movemask_epi8(
+                    _mm_or_si128(
+                        _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                                     _mm_cmpeq_epi8(x, _mm_set1_epi8(':'))),
+                        _mm_or_si128(
+                            _mm_cmpeq_epi8(x, _mm_set1_epi8(',')),
+                            _mm_or_si128(
+                                _mm_cmpeq_epi8(y, _mm_set1_epi8('[')),
+                                _mm_cmpeq_epi8(y, _mm_set1_epi8(']'))))));
+                if (!m) {
+                    p += 16;
+                    break;
+                }
+                p += __builtin_ctz(m);
+                goto after_value;
+            }
+#endif
             while (p < end && CLASS_OF(*p) == C_LIT) {
                 p++;
             }

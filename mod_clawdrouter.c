@@ -305,8 +305,8 @@ static int clawdrouter_fixups(request_rec *r)
     cr_request_identify(r, ctx);
     /* What the gateway sets once per request in these tables is added
      * (not set) when they are still empty: it cannot be there yet. */
-    ctx->err_headers_ours = apr_is_empty_table(r->err_headers_out);
-    ctx->env_ours = apr_is_empty_table(r->subprocess_env);
+    ctx->err_headers_ours = apr_table_elts(r->err_headers_out)->nelts == 0;
+    ctx->env_ours = apr_table_elts(r->subprocess_env)->nelts == 0;
     cr_request_table_put(r->err_headers_out, ctx->err_headers_ours,
                          "Request-Id", ctx->request_id);
     cr_request_table_put(r->subprocess_env, ctx->env_ours,

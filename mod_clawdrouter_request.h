@@ -101,8 +101,17 @@ char *cr_request_put_int64(char *out, apr_int64_t v);
 /* apr_table_addn when the caller knows that the name is absent from t
  * (apr_table_setn would compare it with every name of the same first
  * letters), else apr_table_setn. */
-void cr_request_table_put(apr_table_t *t, int absent, const char *name,
-                          const char *value);
+static APR_INLINE void cr_request_table_put(apr_table_t *t, int absent,
+                                            const char *name,
+                                            const char *value)
+{
+    if (absent) {
+        apr_table_addn(t, name, value);
+    }
+    else {
+        apr_table_setn(t, name, value);
+    }
+}
 
 /* Answer a request with one of the gateway's own errors (SPEC section 5)
  * and end its processing: the caller returns what this returns (DONE). */

@@ -25,6 +25,7 @@
 #include "cr_error.h"
 #include "cr_reqid.h"
 #include "cr_route.h"
+#include "cr_time.h"
 
 static apr_pool_t *pool;
 
@@ -1180,6 +1181,42 @@ START_TEST(route_find_prepared)
 }
 END_TEST
 
+/* The buffer forms of the rate-limit headers' times (the pool forms are
+ * tested in test_keys.c). */
+START_TEST(time_put_duration_and_rfc3339)
+{
+    static const struct { apr_interval_time_t d; const char *text; } cases[] = {
+        { -1, "0s" }, { 0, "0s" }, { 1, "1ms" }, { 999, "1ms" },
+        { 1000, "1ms" }, { 1001, "2ms" }, { 9001, "10ms" }, { 10000, "10ms" },
+        { 99000, "99ms" }, { 99001, "100ms" }, { 100000, "100ms" },
+        { 998001, "999ms" }, { 999000, "999ms" }, { 999001, "1s" },
+        { 1000000, "1s" }, { 61000000, "1m1s" },
+        { APR_INT64_C(3723000000), "1h2m3s" }
+    };
+    char buf[CR_TIME_DURATION_SIZE], t[CR_TIME_RFC3339_SIZE];
+    apr_size_t i, n;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        n = cr_time_put_duration(buf, cases[i].d);
+        ck_assert_str_eq(buf, cases[i].text);
+        ck_assert_int_eq(n, strlen(cases[i].text));
+        ck_assert_str_eq(cr_time_format_duration(pool, cases[i].d),
+                         cases[i].text);
+    }
+    n = cr_time_put_rfc3339(t, apr_time_from_sec(1795780800) + 999999);
+    ck_assert_str_eq(t, "2026-11-27T12:00:00Z");
+    ck_assert_int_eq(n, 20);
+    n = cr_time_put_rfc3339(t, 0);
+    ck_assert_str_eq(t, "1970-01-01T00:00:00Z");
+    /* Past year 9999: what "%04d" writes. */
+    n = cr_time_put_rfc3339(t, apr_time_from_sec(APR_INT64_C(253402300800)));
+    ck_assert_str_eq(t, "10000-01-01T00:00:00Z");
+    ck_assert_int_eq(n, 21);
+    ck_assert_str_eq(cr_time_format_rfc3339(pool, 0),
+                     "1970-01-01T00:00:00Z");
+}
+END_TEST
+
 START_TEST(route_credential_literal_and_env)
 {
     const char *err = NULL;
@@ -1982,6 +2019,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, route_find_first_match_and_protocol);
     tcase_add_test(tc, route_find_bracket_glob_and_empty);
     tcase_add_test(tc, route_find_prepared);
+    tcase_add_test(tc, time_put_duration_and_rfc3339);
     tcase_add_test(tc, route_credential_literal_and_env);
     tcase_add_test(tc, route_credential_file);
     tcase_add_test(tc, route_credential_file_missing);
