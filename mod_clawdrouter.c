@@ -226,7 +226,8 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
                                        rec->hint));
     }
     r->user = (char *)rec->id;
-    apr_table_setn(r->subprocess_env, CR_ENV_KEY_ID, rec->id);
+    cr_request_table_put(r->subprocess_env, ctx->env_ours, CR_ENV_KEY_ID,
+                         rec->id);
 
     if (ctx->protocol == CR_PROTO_ANTHROPIC
         && !apr_table_get(r->headers_in, "anthropic-version")) {

@@ -536,6 +536,7 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
     if (rc != OK) {
         return rc;
     }
-    apr_table_setn(r->subprocess_env, CR_ENV_MODEL, ctx->model);
+    cr_request_table_put(r->subprocess_env, ctx->env_ours, CR_ENV_MODEL,
+                         ctx->model);
     return OK;
 }
