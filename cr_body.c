@@ -548,6 +548,34 @@ static void num_sig_digit(cr_body_scan_t *s, int d)
     }
 }
 
+/* The first n integer digits (n <= 19, all in num_int) through
+ * num_sig_digit, in order, as if each had gone through it as it came. */
+static void num_sig_replay(cr_body_scan_t *s, int n)
+{
+    unsigned char digit[19];
+    apr_uint64_t v = s->num_int;
+    int i;
+
+    for (i = n - 1; i >= 0; i--) {
+        digit[i] = (unsigned char)(v % 10);
+        v /= 10;
+    }
+    for (i = 0; i < n; i++) {
+        num_sig_digit(s, digit[i]);
+    }
+}
+
+/* The number has a fraction or an exponent: it is a real, and its
+ * integer digits (a non-zero integer part of at most 19, not compared
+ * yet) are compared with the real limit now. */
+static void num_real(cr_body_scan_t *s)
+{
+    if (s->num_lead < 0 && s->num_digits <= 19) {
+        num_sig_replay(s, (int)s->num_digits);
+    }
+    s->num_real = 1;
+}
+
 /* A number ended: is it in the range Jansson accepts? */
 static int num_in_range(const cr_body_scan_t *s)
 {
@@ -1021,30 +1049,44 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
             }
             s->num_lead = -1;           /* the integer part is not zero */
             s->num_sig = 1;
-            st = S_NUM_INT;
-            /* fall through: the digit */
-        case S_NUM_INT:
+            st = S_NUM_INT;             /* the digit is read there */
+            /* fall through */
+        case S_NUM_INT: {
+            /* The integer digits: the first 19 are in num_int, and only
+             * a real (or a 20th digit) needs them compared with the
+             * real limit (num_sig_replay, then digit by digit). */
+            apr_int64_t nd = s->num_digits;
+            apr_uint64_t ni = s->num_int;
             while (p < end && *p >= '0' && *p <= '9') {
                 int d = *p - '0';
-                if (++s->num_digits <= 19) {
-                    s->num_int = s->num_int * 10 + (apr_uint64_t)d;
+                if (++nd <= 19) {
+                    ni = ni * 10 + (apr_uint64_t)d;
                 }
-                num_sig_digit(s, d);
+                else {
+                    if (nd == 20) {
+                        s->num_int = ni;
+                        num_sig_replay(s, 19);
+                    }
+                    num_sig_digit(s, d);
+                }
                 p++;
             }
+            s->num_digits = nd;
+            s->num_int = ni;
             if (p == end) {
                 goto out;
             }
             c = *p;
+        }
             /* fall through */
         case S_NUM_ZERO:
             if (c == '.') {
-                s->num_real = 1;
+                num_real(s);
                 st = S_NUM_DOT;
                 p++;
             }
             else if (c == 'e' || c == 'E') {
-                s->num_real = 1;
+                num_real(s);
                 st = S_NUM_E;
                 p++;
             }

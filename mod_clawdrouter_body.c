@@ -133,7 +133,8 @@ static int scan_multipart(void *scanner, const char *data, apr_size_t len)
  * keep the connection) and counted but not kept.  While the kept brigade
  * holds no data it is where HTTP_IN reads into (a small body arrives in
  * one read, EOS included: one brigade in all); after that, reads go to a
- * brigade of their own and what is kept moves over. */
+ * brigade of their own and what is kept moves over.  The kept body ends
+ * with HTTP_IN's EOS bucket. */
 static apr_status_t read_body(request_rec *r, apr_off_t limit,
                               apr_bucket_brigade **body, apr_off_t *total,
                               int *too_large, body_scan_fn scan_fn,
@@ -173,10 +174,17 @@ static apr_status_t read_body(request_rec *r, apr_off_t limit,
             const char *data;
             apr_size_t len;
 
-            if (APR_BUCKET_IS_METADATA(e)) {
-                if (APR_BUCKET_IS_EOS(e)) {
-                    seen_eos = 1;
+            if (APR_BUCKET_IS_EOS(e)) {
+                /* Kept: the replay filter hands it on after the data. */
+                seen_eos = 1;
+                if (bb != kept) {
+                    APR_BUCKET_REMOVE(e);
+                    APR_BRIGADE_INSERT_TAIL(kept, e);
                 }
+                e = next;
+                continue;
+            }
+            if (APR_BUCKET_IS_METADATA(e)) {
                 apr_bucket_delete(e);
                 e = next;
                 continue;
@@ -232,7 +240,10 @@ static apr_status_t read_body(request_rec *r, apr_off_t limit,
 }
 
 /* Input filter that hands mod_proxy the body the gateway already read,
- * then end-of-stream.  It sits above HTTP_IN, which is at its end. */
+ * then end-of-stream (HTTP_IN's own EOS bucket, kept after the data, so
+ * that a read that takes the whole body gets its end too; a fresh one
+ * for every read after that).  It sits above HTTP_IN, which is at its
+ * end. */
 apr_status_t cr_body_replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                   ap_input_mode_t mode,
                                   apr_read_type_e block,
@@ -253,9 +264,12 @@ apr_status_t cr_body_replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
         return APR_SUCCESS;
     }
     if (mode == AP_MODE_EXHAUSTIVE) {
+        int eos = APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(kept));
         APR_BRIGADE_CONCAT(bb, kept);
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
-                                    f->c->bucket_alloc));
+        if (!eos) {
+            APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
+                                        f->c->bucket_alloc));
+        }
         return APR_SUCCESS;
     }
     rv = apr_brigade_partition(kept, readbytes, &e);
