@@ -444,10 +444,11 @@ static const unsigned char json_class[256] = {
  * skip_run; a string is read to its end at once and a member name is told
  * where it lies (its first bytes are copied only when a piece ends inside
  * it).  The usual sequences (a name, ':', a string; a value, ',', a name)
- * are read without going back to the token loop.  The state lives in
- * locals and goes back to u at the end.  With stop_on_keep, returns just
- * after the byte that showed a non-empty "choices" (*kept set); else
- * end. */
+ * are read without going back to the token loop.  The state every token
+ * uses lives in locals and goes back to u at the end (the rest, rarely
+ * changed, stays in u: fewer registers to keep, fewer spills).  With
+ * stop_on_keep, returns just after the byte that showed a non-empty
+ * "choices" (*kept set); else end. */
 static const char *json_run(cr_usage_t *u, const char *p, const char *end,
                             int stop_on_keep, int *kept)
 {
@@ -457,12 +458,6 @@ static const char *json_run(cr_usage_t *u, const char *p, const char *end,
     int lex = u->lex;
     int expect_key = u->expect_key;
     int key = u->key;
-    int key_len = u->key_len;
-    int top_key = u->top_key;
-    int field_idx = u->field_idx;
-    int num_len = u->num_len;
-    int choices = u->choices;
-    apr_int64_t num = u->num;
     const char *q;
     char c;
 
@@ -492,10 +487,10 @@ normal:
         if (cls == C_WS) {
             continue;
         }
-        if (choices == 1) {
-            /* The first byte after "choices":[ tells whether it is empty
+        if (u->choices == 1) {
+            /* The first byte after "u->choices":[ tells whether it is empty
              * (the usage-only chunk of a stream) or not. */
-            choices = 0;
+            u->choices = 0;
             if (c == ']') {
                 u->event_choices_empty = 1;
             }
@@ -513,7 +508,7 @@ normal:
                 expect_key = 1;
             }
             key = K_NONE;
-            field_idx = -1;
+            u->field_idx = -1;
             break;
         case C_QUOTE:
             if (expect_key && IS_OBJECT(objbits, depth)) {
@@ -522,7 +517,7 @@ name_start:
                 q = find2(p, end, '"', '\\');
                 if (q == end || *q != '"') {
                     key = K_NONE;
-                    key_len = 0;
+                    u->key_len = 0;
                     goto name;
                 }
                 key = name_kind(p, (apr_size_t)(q - p));
@@ -540,9 +535,9 @@ name_start:
                         && *p >= '0' && *p <= '9') {
                         /* A usage field's count (as the default case
                          * below starts it). */
-                        field_idx = key;
-                        num = *p++ - '0';
-                        num_len = 1;
+                        u->field_idx = key;
+                        u->num = *p++ - '0';
+                        u->num_len = 1;
                         goto number;
                     }
                 }
@@ -550,10 +545,10 @@ name_start:
             }
 value_string:
             if (usage_depth && depth == usage_depth) {
-                field_idx = -1;
+                u->field_idx = -1;
             }
             if (depth == 1) {
-                top_key = TOP_OTHER;
+                u->top_key = TOP_OTHER;
             }
             /* The string's text, to its closing quote. */
 string:
@@ -581,7 +576,7 @@ after_value:
             if (p < end && *p == ',') {
                 p++;
                 key = K_NONE;
-                field_idx = -1;
+                u->field_idx = -1;
                 if (IS_OBJECT(objbits, depth)) {
                     expect_key = 1;
                     if (p < end && *p == '"') {
@@ -594,27 +589,27 @@ after_value:
         case C_OPEN:
             /* A value that holds others begins: what it is. */
             if (usage_depth && depth == usage_depth) {
-                field_idx = -1;
+                u->field_idx = -1;
             }
             if (depth == 1) {
-                top_key = TOP_OTHER;
+                u->top_key = TOP_OTHER;
                 if (c == '[') {
                     if (key == K_CHOICES) {
-                        choices = 1;
+                        u->choices = 1;
                     }
                 }
                 else if (key == K_USAGE) {
                     usage_depth = 2;
                 }
                 else if (key == K_MESSAGE) {
-                    top_key = TOP_MESSAGE;
+                    u->top_key = TOP_MESSAGE;
                 }
                 else if (key == K_RESPONSE) {
-                    top_key = TOP_RESPONSE;
+                    u->top_key = TOP_RESPONSE;
                 }
             }
             else if (depth == 2 && c == '{' && key == K_USAGE
-                     && top_key != TOP_OTHER && !usage_depth
+                     && u->top_key != TOP_OTHER && !usage_depth
                      && IS_OBJECT(objbits, 2)) {
                 usage_depth = 3;
             }
@@ -632,7 +627,8 @@ after_value:
             }
             expect_key = c == '{';
             key = K_NONE;
-            if (depth > watched_max(usage_depth, top_key) && choices != 1) {
+            if (depth > watched_max(usage_depth, u->top_key)
+                && u->choices != 1) {
                 lex = LX_SKIP;
                 goto skip;
             }
@@ -652,7 +648,7 @@ after_value:
             depth--;
             expect_key = 0;
             key = K_NONE;
-            field_idx = -1;
+            u->field_idx = -1;
             goto after_value;
         default:
             /* A number or a literal: only a usage field's number is
@@ -660,16 +656,16 @@ after_value:
             if (usage_depth) {
                 if (!expect_key && depth == usage_depth
                     && (c == '-' || (c >= '0' && c <= '9'))) {
-                    field_idx = key >= 0 && key < CR_USAGE_F__COUNT ? key
+                    u->field_idx = key >= 0 && key < CR_USAGE_F__COUNT ? key
                                                                      : -1;
-                    if (field_idx >= 0) {
+                    if (u->field_idx >= 0) {
                         if (c == '-') {
-                            num = 0;
-                            num_len = -1;
+                            u->num = 0;
+                            u->num_len = -1;
                         }
                         else {
-                            num = c - '0';
-                            num_len = 1;
+                            u->num = c - '0';
+                            u->num_len = 1;
                         }
                         goto number;
                     }
@@ -710,18 +706,18 @@ after_value:
     goto out;
 
 name:
-    /* The rest of a member name split between pieces: its first key_len
+    /* The rest of a member name split between pieces: its first u->key_len
      * bytes are in key_part (-1: it matches no name looked for). */
     for (;;) {
         q = find2(p, end, '"', '\\');
-        if (key_len >= 0) {
+        if (u->key_len >= 0) {
             apr_size_t n = (apr_size_t)(q - p);
-            if (n <= (apr_size_t)(CR_USAGE_KEY_MAX - key_len)) {
-                memcpy(u->key_part + key_len, p, n);
-                key_len += (int)n;
+            if (n <= (apr_size_t)(CR_USAGE_KEY_MAX - u->key_len)) {
+                memcpy(u->key_part + u->key_len, p, n);
+                u->key_len += (int)n;
             }
             else {
-                key_len = -1;
+                u->key_len = -1;
             }
         }
         if (q == end) {
@@ -733,7 +729,7 @@ name:
         if (*q == '"') {
             break;
         }
-        key_len = -1;           /* an escaped name matches no name here */
+        u->key_len = -1;           /* an escaped name matches no name here */
 name_esc:
         if (p == end) {
             lex = LX_KEY_ESC;
@@ -741,9 +737,9 @@ name_esc:
         }
         p++;
     }
-    key = key_len >= 0 ? name_kind(u->key_part, (apr_size_t)key_len)
+    key = u->key_len >= 0 ? name_kind(u->key_part, (apr_size_t)u->key_len)
                        : K_NONE;
-    key_len = -1;
+    u->key_len = -1;
     expect_key = 0;
     goto normal;
 
@@ -751,43 +747,43 @@ number:
     while (p < end) {
         c = *p;
         if (c >= '0' && c <= '9') {
-            if (num_len >= 0) {
-                if (num_len >= NUM_MAX_DIGITS) {
-                    num_len = -1;
+            if (u->num_len >= 0) {
+                if (u->num_len >= NUM_MAX_DIGITS) {
+                    u->num_len = -1;
                 }
                 else {
-                    num = num * 10 + (c - '0');
-                    num_len++;
+                    u->num = u->num * 10 + (c - '0');
+                    u->num_len++;
                 }
             }
             p++;
             continue;
         }
         if (c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
-            num_len = -1;
+            u->num_len = -1;
             p++;
             continue;
         }
         /* The number ends; c is read as any byte between tokens. */
-        if (num_len > 0 && field_idx >= 0) {
-            u->pending[field_idx] = num;
-            u->pending_set[field_idx] = 1;
+        if (u->num_len > 0 && u->field_idx >= 0) {
+            u->pending[u->field_idx] = u->num;
+            u->pending_set[u->field_idx] = 1;
         }
-        field_idx = -1;
+        u->field_idx = -1;
         goto after_value;
     }
     lex = LX_NUMBER;
     goto out;
 
 skip:
-    p = skip_run(p, end, &depth, &lex, watched_max(usage_depth, top_key));
+    p = skip_run(p, end, &depth, &lex, watched_max(usage_depth, u->top_key));
     if (lex != LX_NORMAL) {
         goto out;
     }
     /* Back at the watched level: as after any value's end. */
     expect_key = 0;
     key = K_NONE;
-    field_idx = -1;
+    u->field_idx = -1;
     goto after_value;
 
 out:
@@ -797,12 +793,6 @@ out:
     u->lex = lex;
     u->expect_key = expect_key;
     u->key = key;
-    u->key_len = key_len;
-    u->top_key = top_key;
-    u->field_idx = field_idx;
-    u->num_len = num_len;
-    u->choices = choices;
-    u->num = num;
     return p;
 }
 
