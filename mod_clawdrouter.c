@@ -57,13 +57,11 @@
 #include "cr_tokenstore.h"
 
 /* Filter names. */
-#define CR_FILTER_HEADERS     "CLAWDROUTER_HEADERS"
 #define CR_FILTER_ERROR       "CLAWDROUTER_ERROR"
 
 /* The filters' handles from registration: adding a filter by handle skips
  * the lookup of its name on every request. */
 static ap_filter_rec_t *body_replay_filter_handle;
-static ap_filter_rec_t *headers_filter_handle;
 
 /* ------------------------------------------------------------------ */
 /* The gateway                                                         */
@@ -657,87 +655,6 @@ static int clawdrouter_proxy_fixups(request_rec *r)
     return OK;
 }
 
-/* The gateway's own response headers, which the upstream's of the same
- * name must not duplicate: Request-Id (always), then the request limit's
- * and the token limit's (when the gateway set them). */
-static const char *const gateway_headers[] = {
-    "Request-Id",
-    "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
-    "x-ratelimit-reset-requests", "anthropic-ratelimit-requests-limit",
-    "anthropic-ratelimit-requests-remaining",
-    "anthropic-ratelimit-requests-reset",
-    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-limit",
-    "anthropic-ratelimit-tokens-remaining",
-    "anthropic-ratelimit-tokens-reset"
-};
-#define GATEWAY_HEADERS \
-    ((int)(sizeof(gateway_headers) / sizeof(gateway_headers[0])))
-
-/* Take the upstream's headers of gateway_headers' names out of headers_out,
- * as apr_table_unset of each name would; one pass over the (few) response
- * headers finds which are there. */
-static void drop_upstream_headers(request_rec *r, const cr_request_ctx *ctx)
-{
-    const apr_array_header_t *arr = apr_table_elts(r->headers_out);
-    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    int from = 1, to = 1, i, j;
-    apr_uint32_t found = 0;
-
-    if (ctx && ctx->rate_headers) {
-        to = 7;
-    }
-    if (ctx && ctx->token_headers) {
-        from = ctx->rate_headers ? 1 : 7;
-        to = GATEWAY_HEADERS;
-    }
-    for (i = 0; i < arr->nelts; i++) {
-        const char *k = e[i].key;
-
-        if (!k) {
-            continue;
-        }
-        if (k[0] == 'R' || k[0] == 'r') {
-            if (strcasecmp(k, gateway_headers[0]) == 0) {
-                found |= 1;
-            }
-        }
-        else if (from < to
-                 && (((k[0] == 'X' || k[0] == 'x')
-                      && strncasecmp(k, "x-ratelimit-", 12) == 0)
-                     || ((k[0] == 'A' || k[0] == 'a')
-                         && strncasecmp(k, "anthropic-ratelimit-", 20)
-                            == 0))) {
-            for (j = from; j < to; j++) {
-                if (strcasecmp(k, gateway_headers[j]) == 0) {
-                    found |= (apr_uint32_t)1 << j;
-                    break;
-                }
-            }
-        }
-    }
-    for (j = 0; found; j++, found >>= 1) {
-        if (found & 1) {
-            apr_table_unset(r->headers_out, gateway_headers[j]);
-        }
-    }
-}
-
-/* On the upstream's response: the gateway's Request-Id and rate-limit
- * headers (in err_headers_out) replace the upstream's of the same name. */
-static apr_status_t headers_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
-{
-    request_rec *r = f->r;
-    cr_request_ctx *ctx = cr_ctx_get(r);
-
-    if (ctx && !ctx->first_byte_at) {
-        ctx->first_byte_at = apr_time_now();   /* the upstream's latency */
-    }
-    drop_upstream_headers(r, ctx);
-    ap_remove_output_filter(f);
-    return ap_pass_brigade(f->next, bb);
-}
-
 /* Which of the gateway's errors an error page of httpd's stands for.  For
  * a forwarded request that is mod_proxy speaking of the upstream; before
  * that, httpd itself refused the request (a header too large, say). */
@@ -832,8 +749,8 @@ static void clawdrouter_insert_filter(request_rec *r)
     cr_request_ctx *ctx = cr_ctx_get(r);
 
     if (ctx && ctx->forwarded) {
-        ap_add_output_filter_handle(headers_filter_handle, NULL, r,
-                                    r->connection);
+        /* The usage filter also puts the gateway's headers in place of
+         * the upstream's (cr_request_response_start). */
         cr_usage_insert_filter(r, ctx);
     }
 }
@@ -1050,9 +967,6 @@ static void register_hooks(apr_pool_t *p)
         ap_register_input_filter(CR_FILTER_BODY_REPLAY, cr_body_replay_filter,
                                  NULL, AP_FTYPE_RESOURCE);
     cr_usage_register_filter();
-    headers_filter_handle =
-        ap_register_output_filter(CR_FILTER_HEADERS, headers_out_filter,
-                                  NULL, AP_FTYPE_CONTENT_SET);
     ap_register_output_filter(CR_FILTER_ERROR, error_json_filter, NULL,
                               AP_FTYPE_CONTENT_SET);
 }

@@ -248,3 +248,80 @@ int cr_request_send_error(request_rec *r, cr_request_ctx *ctx,
     }
     return DONE;
 }
+
+/* The gateway's own response headers, which the upstream's of the same
+ * name must not duplicate: Request-Id (always), then the request limit's
+ * and the token limit's (when the gateway set them). */
+static const char *const gateway_headers[] = {
+    "Request-Id",
+    "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests", "anthropic-ratelimit-requests-limit",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-limit",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset"
+};
+#define GATEWAY_HEADERS \
+    ((int)(sizeof(gateway_headers) / sizeof(gateway_headers[0])))
+
+/* Take the upstream's headers of gateway_headers' names out of headers_out,
+ * as apr_table_unset of each name would; one pass over the (few) response
+ * headers finds which are there. */
+static void drop_upstream_headers(request_rec *r, const cr_request_ctx *ctx)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->headers_out);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int from = 1, to = 1, i, j;
+    apr_uint32_t found = 0;
+
+    if (ctx && ctx->rate_headers) {
+        to = 7;
+    }
+    if (ctx && ctx->token_headers) {
+        from = ctx->rate_headers ? 1 : 7;
+        to = GATEWAY_HEADERS;
+    }
+    for (i = 0; i < arr->nelts; i++) {
+        const char *k = e[i].key;
+
+        if (!k) {
+            continue;
+        }
+        if (k[0] == 'R' || k[0] == 'r') {
+            if (strcasecmp(k, gateway_headers[0]) == 0) {
+                found |= 1;
+            }
+        }
+        else if (from < to
+                 && (((k[0] == 'X' || k[0] == 'x')
+                      && strncasecmp(k, "x-ratelimit-", 12) == 0)
+                     || ((k[0] == 'A' || k[0] == 'a')
+                         && strncasecmp(k, "anthropic-ratelimit-", 20)
+                            == 0))) {
+            for (j = from; j < to; j++) {
+                if (strcasecmp(k, gateway_headers[j]) == 0) {
+                    found |= (apr_uint32_t)1 << j;
+                    break;
+                }
+            }
+        }
+    }
+    for (j = 0; found; j++, found >>= 1) {
+        if (found & 1) {
+            apr_table_unset(r->headers_out, gateway_headers[j]);
+        }
+    }
+}
+
+/* On the upstream's response, before its headers go out: the time of its
+ * first byte, and the gateway's Request-Id and rate-limit headers (in
+ * err_headers_out) in place of the upstream's of the same name. */
+void cr_request_response_start(request_rec *r, cr_request_ctx *ctx)
+{
+    if (!ctx->first_byte_at) {
+        ctx->first_byte_at = apr_time_now();   /* the upstream's latency */
+    }
+    drop_upstream_headers(r, ctx);
+}

@@ -54,6 +54,7 @@ struct cr_usage_filter_t {
     apr_bucket_brigade *out;
     int seen_eos;
     int done;                     /* counts settled */
+    int started;                  /* the response's first brigade seen */
     apr_int64_t dropped;          /* events taken out */
 };
 
@@ -310,6 +311,12 @@ static apr_status_t usage_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     apr_bucket *e;
     apr_status_t rv;
 
+    /* This filter runs on every forwarded response: it also does the
+     * gateway's work on the response headers (one filter, not two). */
+    if (ctx && fc && !fc->started) {
+        fc->started = 1;
+        cr_request_response_start(r, ctx);
+    }
     if (!ctx || !fc || fc->done) {
         ap_remove_output_filter(f);
         return ap_pass_brigade(f->next, bb);
