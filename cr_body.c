@@ -143,6 +143,33 @@ static const unsigned char *skip_plain_avx2(const unsigned char *p,
                    | (apr_uint64_t)(unsigned int)_mm256_movemask_epi8(STOPS32( \
                        _mm256_loadu_si256((const __m256i *)(const void *)((at) + 32)))) \
                      << 32)
+    /* One 64-byte step first (most runs end in it), then 128 at a time. */
+    m = MASK64(q);
+    if (m) {
+        return q + __builtin_ctzll(m);
+    }
+    q += 64;
+    while (end - q >= 128) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)q);
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(q + 32));
+        __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(q + 64));
+        __m256i d = _mm256_loadu_si256((const __m256i *)(const void *)(q + 96));
+        __m256i sa = STOPS32(a), sb = STOPS32(b);
+        __m256i sc = STOPS32(c), sd = STOPS32(d);
+        __m256i s = _mm256_or_si256(_mm256_or_si256(sa, sb),
+                                    _mm256_or_si256(sc, sd));
+        if (_mm256_movemask_epi8(s)) {
+            m = (apr_uint64_t)(unsigned int)_mm256_movemask_epi8(sa)
+                | (apr_uint64_t)(unsigned int)_mm256_movemask_epi8(sb) << 32;
+            if (m) {
+                return q + __builtin_ctzll(m);
+            }
+            m = (apr_uint64_t)(unsigned int)_mm256_movemask_epi8(sc)
+                | (apr_uint64_t)(unsigned int)_mm256_movemask_epi8(sd) << 32;
+            return q + 64 + __builtin_ctzll(m);
+        }
+        q += 128;
+    }
     while (end - q >= 64) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)q);
         __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(q + 32));
@@ -391,7 +418,7 @@ static const unsigned char *utf8_run(const unsigned char *p,
 
 /* A value begins (its first byte at `at`, in a container of depth
  * s->depth <= 2): note it if it is one the gateway decides on. */
-static void watch_start(cr_body_scan_t *s, int type, apr_off_t at)
+static APR_INLINE void watch_start(cr_body_scan_t *s, int type, apr_off_t at)
 {
     if (s->depth == 0) {
         s->top = type == T_OBJECT ? 1 : 2;
@@ -431,7 +458,7 @@ static void watch_start(cr_body_scan_t *s, int type, apr_off_t at)
 }
 
 /* A value ended just before `end` (s->depth is its container's). */
-static void watch_end(cr_body_scan_t *s, apr_off_t end)
+static APR_INLINE void watch_end(cr_body_scan_t *s, apr_off_t end)
 {
     if (s->depth == 0) {
         if (s->top == 1) {
@@ -456,8 +483,15 @@ static void watch_end(cr_body_scan_t *s, apr_off_t end)
     }
 }
 
-/* A member name starts: decode it if it may be one we decide on. */
-static void name_start(cr_body_scan_t *s)
+#if defined(__GNUC__)
+#define CR_BODY_ALWAYS_INLINE APR_INLINE __attribute__((always_inline))
+#else
+#define CR_BODY_ALWAYS_INLINE APR_INLINE
+#endif
+
+/* A member name starts: decode it if it may be one we decide on (always
+ * inlined: the checks fold into its callers' own). */
+static CR_BODY_ALWAYS_INLINE void name_start(cr_body_scan_t *s)
 {
     s->kind = K_NAME;
     s->capture = CAP_NONE;
