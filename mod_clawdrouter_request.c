@@ -268,9 +268,12 @@ static const char *const gateway_headers[] = {
 
 /* Take the upstream's headers of gateway_headers' names out of headers_out,
  * as apr_table_unset of each name would; one pass over the (few) response
- * headers finds which are there. */
-static void drop_upstream_headers(request_rec *r, const cr_request_ctx *ctx)
+ * headers finds which are there, and the Content-Encoding the usage filter
+ * needs. */
+static const char *drop_upstream_headers(request_rec *r,
+                                        const cr_request_ctx *ctx)
 {
+    const char *content_encoding = NULL;
     const apr_array_header_t *arr = apr_table_elts(r->headers_out);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
     int from = 1, to = 1, i, j;
@@ -294,6 +297,11 @@ static void drop_upstream_headers(request_rec *r, const cr_request_ctx *ctx)
                 found |= 1;
             }
         }
+        else if (k[0] == 'C' || k[0] == 'c') {
+            if (!content_encoding && strcasecmp(k, "Content-Encoding") == 0) {
+                content_encoding = e[i].val;
+            }
+        }
         else if (from < to
                  && (((k[0] == 'X' || k[0] == 'x')
                       && strncasecmp(k, "x-ratelimit-", 12) == 0)
@@ -313,15 +321,16 @@ static void drop_upstream_headers(request_rec *r, const cr_request_ctx *ctx)
             apr_table_unset(r->headers_out, gateway_headers[j]);
         }
     }
+    return content_encoding;
 }
 
 /* On the upstream's response, before its headers go out: the time of its
  * first byte, and the gateway's Request-Id and rate-limit headers (in
  * err_headers_out) in place of the upstream's of the same name. */
-void cr_request_response_start(request_rec *r, cr_request_ctx *ctx)
+const char *cr_request_response_start(request_rec *r, cr_request_ctx *ctx)
 {
     if (!ctx->first_byte_at) {
         ctx->first_byte_at = apr_time_now();   /* the upstream's latency */
     }
-    drop_upstream_headers(r, ctx);
+    return drop_upstream_headers(r, ctx);
 }

@@ -116,8 +116,9 @@ static APR_INLINE void cr_request_table_put(apr_table_t *t, int absent,
 /* On the first brigade of a forwarded response, before its headers go
  * out (the usage filter calls it): the upstream's latency, and the
  * upstream's Request-Id and rate-limit headers taken out, since the
- * gateway's (in err_headers_out) replace them. */
-void cr_request_response_start(request_rec *r, cr_request_ctx *ctx);
+ * gateway's (in err_headers_out) replace them.  Returns the response's
+ * Content-Encoding (as apr_table_get would), found in the same pass. */
+const char *cr_request_response_start(request_rec *r, cr_request_ctx *ctx);
 
 /* Answer a request with one of the gateway's own errors (SPEC section 5)
  * and end its processing: the caller returns what this returns (DONE). */

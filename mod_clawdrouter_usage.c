@@ -55,6 +55,7 @@ struct cr_usage_filter_t {
     int seen_eos;
     int done;                     /* counts settled */
     int started;                  /* the response's first brigade seen */
+    const char *content_encoding; /* the response's, found at the start */
     apr_int64_t dropped;          /* events taken out */
 };
 
@@ -160,7 +161,7 @@ static void usage_start(ap_filter_t *f, cr_usage_filter_t *fc,
                         cr_request_ctx *ctx)
 {
     request_rec *r = f->r;
-    const char *ce = apr_table_get(r->headers_out, "Content-Encoding");
+    const char *ce = fc->content_encoding;
     const char *ct = r->content_type ? r->content_type
                      : apr_table_get(r->headers_out, "Content-Type");
     cr_usage_format_e fmt = cr_usage_format_for(ct);
@@ -315,7 +316,7 @@ static apr_status_t usage_filter(ap_filter_t *f, apr_bucket_brigade *bb)
      * gateway's work on the response headers (one filter, not two). */
     if (ctx && fc && !fc->started) {
         fc->started = 1;
-        cr_request_response_start(r, ctx);
+        fc->content_encoding = cr_request_response_start(r, ctx);
     }
     if (!ctx || !fc || fc->done) {
         ap_remove_output_filter(f);

@@ -207,3 +207,40 @@ def test_client_gone_mid_stream(gw, key, upstream):
     assert any("client went away" in l
                for l in _no_usage_lines(gw, offset)), \
         _no_usage_lines(gw, offset)
+
+
+def test_encoded_response_is_not_read(gw, key, upstream):
+    """A response the upstream compressed (the gateway asks for none, but
+    an upstream may still send it): passed on byte for byte with its
+    Content-Encoding, its usage not guessed, and the reason logged."""
+    import gzip
+    kid, k = key
+    doc = {"id": "chatcmpl-gz", "object": "chat.completion",
+           "model": "gpt-4o-mini", "choices": [],
+           "usage": {"prompt_tokens": 3, "completion_tokens": 4,
+                     "total_tokens": 7}}
+    payload = gzip.compress(json.dumps(doc).encode())
+    upstream.set_behaviour(handler=lambda rec: (
+        200, [("Content-Type", "application/json"),
+              ("Content-Encoding", "gzip"),
+              ("Request-Id", "upstream-own-id")], payload))
+    try:
+        offset = gw.error_log_size()
+        rid = "usage-gzip-%s" % gw.mpm
+        r = post(gw, "/v1/chat/completions", chat_body("gpt-4o-mini"),
+                 dict(openai_headers(k), **{"Request-Id": rid,
+                                            "Accept-Encoding": "gzip"}),
+                 stream=True)
+        raw = r.raw.read(decode_content=False)
+        assert r.status_code == 200
+        assert r.headers.get("Content-Encoding") == "gzip"
+        assert raw == payload
+        # The gateway's Request-Id, not the upstream's.
+        assert r.headers.get("Request-Id") == rid
+        row = usage_row(gw, rid)
+        assert (row["input"], row["output"], row["total"]) == ("-", "-", "-")
+        lines = _no_usage_lines(gw, offset)
+        assert any("the response is encoded (gzip)" in l for l in lines), \
+            lines
+    finally:
+        upstream.clear()
