@@ -52,6 +52,8 @@ typedef struct {
     apr_time_t expires_at;       /* 0 = never */
     cr_key_status_e status;
     const char *hint;            /* masked key, for humans */
+    apr_uint64_t id_fnv;         /* cr_rate_id_fnv(id) when the key cache
+                                  * knows it, else 0 (not stored) */
 } cr_key_record_t;
 
 typedef enum {

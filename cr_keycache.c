@@ -43,6 +43,7 @@
 #endif
 
 #include "cr_keycache.h"
+#include "cr_rate.h"
 #include "cr_store.h"
 #include "cr_siphash.h"
 
@@ -76,6 +77,7 @@ typedef struct {
     apr_time_t created_at;
     apr_time_t expires_at;
     cr_key_status_e status;
+    apr_uint64_t id_fnv;       /* cr_rate_id_fnv of the record's id */
 } cache_slot;
 
 struct cr_keycache_t {
@@ -366,6 +368,7 @@ static cr_key_record_t *slot_record(const cache_slot *slot, apr_pool_t *p)
     rec->created_at = slot->created_at;
     rec->expires_at = slot->expires_at;
     rec->status = slot->status;
+    rec->id_fnv = slot->id_fnv;
     return rec;
 }
 
@@ -421,6 +424,8 @@ static int fill_slot(cache_slot *slot, const cr_siphash128_t *tag,
     slot->created_at = rec->created_at;
     slot->expires_at = rec->expires_at;
     slot->status = rec->status;
+    /* Where the rate and token tables keep the key, worked out once. */
+    slot->id_fnv = cr_rate_id_fnv(fields[0]);
     slot->tag = *tag;
     return 1;
 }

@@ -458,11 +458,16 @@ static const char *json_run(cr_usage_t *u, const char *p, const char *end,
     int lex = u->lex;
     int expect_key = u->expect_key;
     int key = u->key;
+    apr_int64_t num = 0;
+    int num_len = 0;
     const char *q;
     char c;
 
     switch (lex) {
     case LX_NORMAL:
+        if (u->choices == 1) {
+            goto choices_first;
+        }
         goto normal;
     case LX_KEY:
         goto name;
@@ -473,6 +478,8 @@ static const char *json_run(cr_usage_t *u, const char *p, const char *end,
     case LX_STR_ESC:
         goto string_esc;
     case LX_NUMBER:
+        num = u->num;
+        num_len = u->num_len;
         goto number;
     default:
         goto skip;
@@ -487,18 +494,6 @@ normal:
         if (cls == C_WS) {
             continue;
         }
-        if (u->choices == 1) {
-            /* The first byte after "u->choices":[ tells whether it is empty
-             * (the usage-only chunk of a stream) or not. */
-            u->choices = 0;
-            if (c == ']') {
-                u->event_choices_empty = 1;
-            }
-            else if (stop_on_keep) {
-                *kept = 1;
-                end = p;        /* the rest is for the next call */
-            }
-        }
         switch (cls) {
         case C_COLON:
             expect_key = 0;
@@ -508,7 +503,6 @@ normal:
                 expect_key = 1;
             }
             key = K_NONE;
-            u->field_idx = -1;
             break;
         case C_QUOTE:
             if (expect_key && IS_OBJECT(objbits, depth)) {
@@ -526,29 +520,38 @@ name_start:
                 /* Most often the ':' and the value follow at once. */
                 if (p < end && *p == ':') {
                     p++;
-                    if (p < end && *p == '"') {
+                    if (p == end) {
+                        break;
+                    }
+                    if (*p == '"') {
                         p++;
                         goto value_string;
                     }
-                    if (p < end && usage_depth && depth == usage_depth
-                        && key >= 0 && key < CR_USAGE_F__COUNT
-                        && *p >= '0' && *p <= '9') {
-                        /* A usage field's count (as the default case
-                         * below starts it). */
-                        u->field_idx = key;
-                        u->num = *p++ - '0';
-                        u->num_len = 1;
-                        goto number;
+                    if (*p == '{' || *p == '[') {
+                        c = *p++;
+                        goto open;
+                    }
+                    if (usage_depth) {
+                        if (depth == usage_depth
+                            && key >= 0 && key < CR_USAGE_F__COUNT
+                            && *p >= '0' && *p <= '9') {
+                            /* A usage field's count (as the default case
+                             * below starts it). */
+                            u->field_idx = key;
+                            num = *p++ - '0';
+                            num_len = 1;
+                            goto number;
+                        }
+                    }
+                    else if (CLASS_OF(*p) == C_LIT
+                             || CLASS_OF(*p) == C_OTHER) {
+                        /* A number or a literal outside a usage object (as
+                         * the default case below passes over it). */
+                        p++;
+                        goto literal;
                     }
                 }
                 break;
-            }
-value_string:
-            if (usage_depth && depth == usage_depth) {
-                u->field_idx = -1;
-            }
-            if (depth == 1) {
-                u->top_key = TOP_OTHER;
             }
             /* The string's text, to its closing quote. */
 string:
@@ -570,13 +573,39 @@ string_esc:
                 }
                 p++;            /* the escaped byte */
             }
+            goto after_value;
+value_string:
+            /* A member's string value (the level is an object: a ','
+             * brings a name). */
+            for (;;) {
+                q = find2(p, end, '"', '\\');
+                if (q == end) {
+                    p = end;
+                    lex = LX_STR;
+                    goto out;
+                }
+                p = q + 1;
+                if (*q != '"') {
+                    goto string_esc;
+                }
+                break;
+            }
+            if (p < end && *p == ',') {
+                p++;
+                key = K_NONE;
+                expect_key = 1;
+                if (p < end && *p == '"') {
+                    p++;
+                    goto name_start;
+                }
+            }
+            break;
 after_value:
             /* A value has ended: most often a ',' and the next member's
              * name follow at once. */
             if (p < end && *p == ',') {
                 p++;
                 key = K_NONE;
-                u->field_idx = -1;
                 if (IS_OBJECT(objbits, depth)) {
                     expect_key = 1;
                     if (p < end && *p == '"') {
@@ -585,12 +614,14 @@ after_value:
                     }
                 }
             }
+            else if (p < end && (*p == '}' || *p == ']')) {
+                p++;
+                goto close;
+            }
             break;
         case C_OPEN:
+open:
             /* A value that holds others begins: what it is. */
-            if (usage_depth && depth == usage_depth) {
-                u->field_idx = -1;
-            }
             if (depth == 1) {
                 u->top_key = TOP_OTHER;
                 if (c == '[') {
@@ -627,8 +658,10 @@ after_value:
             }
             expect_key = c == '{';
             key = K_NONE;
-            if (depth > watched_max(usage_depth, u->top_key)
-                && u->choices != 1) {
+            if (u->choices == 1) {
+                goto choices_first;
+            }
+            if (depth > watched_max(usage_depth, u->top_key)) {
                 lex = LX_SKIP;
                 goto skip;
             }
@@ -638,6 +671,7 @@ after_value:
             }
             break;
         case C_CLOSE:
+close:
             if (depth == 0) {
                 break;          /* not JSON; nothing to follow */
             }
@@ -648,7 +682,6 @@ after_value:
             depth--;
             expect_key = 0;
             key = K_NONE;
-            u->field_idx = -1;
             goto after_value;
         default:
             /* A number or a literal: only a usage field's number is
@@ -660,18 +693,19 @@ after_value:
                                                                      : -1;
                     if (u->field_idx >= 0) {
                         if (c == '-') {
-                            u->num = 0;
-                            u->num_len = -1;
+                            num = 0;
+                            num_len = -1;
                         }
                         else {
-                            u->num = c - '0';
-                            u->num_len = 1;
+                            num = c - '0';
+                            num_len = 1;
                         }
                         goto number;
                     }
                 }
                 break;
             }
+literal:
 #if defined(__SSE2__)
             /* Outside a usage object nothing but '"', ':', ',' and the
              * brackets does anything here: the next of them, sixteen
@@ -704,6 +738,26 @@ after_value:
     }
     lex = LX_NORMAL;
     goto out;
+
+choices_first:
+    /* The first byte after "choices":[ tells whether it is empty (the
+     * usage-only chunk of a stream) or not. */
+    while (p < end && CLASS_OF(*p) == C_WS) {
+        p++;
+    }
+    if (p == end) {
+        lex = LX_NORMAL;
+        goto out;
+    }
+    u->choices = 0;
+    if (*p == ']') {
+        u->event_choices_empty = 1;
+    }
+    else if (stop_on_keep) {
+        *kept = 1;
+        end = p + 1;            /* the rest is for the next call */
+    }
+    goto normal;
 
 name:
     /* The rest of a member name split between pieces: its first u->key_len
@@ -744,34 +798,37 @@ name_esc:
     goto normal;
 
 number:
+    /* The count in num, num_len (u's only when a piece ends in it). */
     while (p < end) {
         c = *p;
         if (c >= '0' && c <= '9') {
-            if (u->num_len >= 0) {
-                if (u->num_len >= NUM_MAX_DIGITS) {
-                    u->num_len = -1;
+            if (num_len >= 0) {
+                if (num_len >= NUM_MAX_DIGITS) {
+                    num_len = -1;
                 }
                 else {
-                    u->num = u->num * 10 + (c - '0');
-                    u->num_len++;
+                    num = num * 10 + (c - '0');
+                    num_len++;
                 }
             }
             p++;
             continue;
         }
         if (c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
-            u->num_len = -1;
+            num_len = -1;
             p++;
             continue;
         }
         /* The number ends; c is read as any byte between tokens. */
-        if (u->num_len > 0 && u->field_idx >= 0) {
-            u->pending[u->field_idx] = u->num;
+        if (num_len > 0 && u->field_idx >= 0) {
+            u->pending[u->field_idx] = num;
             u->pending_set[u->field_idx] = 1;
         }
         u->field_idx = -1;
         goto after_value;
     }
+    u->num = num;
+    u->num_len = num_len;
     lex = LX_NUMBER;
     goto out;
 
@@ -783,7 +840,6 @@ skip:
     /* Back at the watched level: as after any value's end. */
     expect_key = 0;
     key = K_NONE;
-    u->field_idx = -1;
     goto after_value;
 
 out:

@@ -348,7 +348,8 @@ static int clawdrouter_fixups(request_rec *r)
                          ctx->upstream->name);
     if (!ctx->not_counted) {
         /* Where the rate and the token tables keep the key. */
-        ctx->key_fnv = cr_rate_id_fnv(ctx->key->id);
+        ctx->key_fnv = ctx->key->id_fnv ? ctx->key->id_fnv
+                                         : cr_rate_id_fnv(ctx->key->id);
     }
     if (!ctx->not_counted
         && ((rc = check_rate(r, ctx, sconf)) != OK

@@ -22,6 +22,7 @@
 #include "cr_cred.h"
 #include "cr_key.h"
 #include "cr_keycache.h"
+#include "cr_rate.h"
 #include "cr_siphash.h"
 #include "cr_store.h"
 #include "cr_time.h"
@@ -1339,7 +1340,11 @@ START_TEST(keycache_hit_same_record)
         ck_assert_int_eq(rec->created_at, made->created_at);
         ck_assert_int_eq(rec->expires_at, 0);
         ck_assert_int_eq(rec->status, CR_KEY_ACTIVE);
+        /* where the rate tables keep the key, as cr_rate_id_fnv says */
+        ck_assert(rec->id_fnv == cr_rate_id_fnv(made->id));
     }
+    /* a record read from the store does not know it (0: computed) */
+    ck_assert(made->id_fnv == 0);
     cr_keycache_stats(cache, &st);
     ck_assert_int_eq(st.local_fs, 1);
     ck_assert_int_eq(st.hits, 3);
