@@ -6,9 +6,11 @@
  * it, a JSON lexer that follows only the structure (depth, object or array,
  * which name looked for the current member name is) and reads the numbers
  * of a usage object.  Under a value where no name looked for can be it
- * follows only strings and brackets, sixteen bytes at a time.  No byte of
- * the response is kept but the first CR_USAGE_KEY_MAX of a member name
- * split between two pieces.
+ * follows only strings and brackets, sixty-four bytes at a time; where the
+ * CPU has AVX2, so it does at the levels above a usage object too, where
+ * only the brackets and the name a '{' or '[' is the value of matter.  No
+ * byte of the response is kept but the first CR_USAGE_KEY_MAX of a member
+ * name split between two pieces.
  */
 
 #include <string.h>
@@ -16,6 +18,10 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__SSE2__) \
+    && !defined(CR_USAGE_NO_AVX2)
+#include <immintrin.h>
 #endif
 
 #include "cr_usage.h"
@@ -228,9 +234,11 @@ static APR_INLINE const char *find2(const char *p, const char *end, char a,
  * in a string, *esc: the first byte is escaped.
  * Returns how many bytes were read: those up to the bracket that brings
  * the depth back to base, or n. */
-static apr_size_t skip_bytes(const char *p, apr_size_t n, unsigned int *depth,
-                             unsigned int *instr, unsigned int *esc,
-                             unsigned int base)
+static CR_HOT_INLINE apr_size_t skip_bytes(const char *p, apr_size_t n,
+                                           unsigned int *depth,
+                                           unsigned int *instr,
+                                           unsigned int *esc,
+                                           unsigned int base)
 {
     apr_size_t i = 0;
 
@@ -392,20 +400,368 @@ static const char *skip_run(const char *p, const char *end,
 /* A usage object ends: its fields are the counts now. */
 static void usage_end(cr_usage_t *u)
 {
-    int i, any = 0;
+    int any = 0;
 
-    for (i = 0; i < CR_USAGE_F__COUNT; i++) {
-        if (u->pending_set[i]) {
-            u->field[i] = u->pending[i];
-            u->field_set[i] = 1;
-            any = 1;
-        }
-    }
+    /* Written out: four fields. */
+#define USAGE_TAKE(i) do { \
+        if (u->pending_set[i]) { \
+            u->field[i] = u->pending[i]; \
+            u->field_set[i] = 1; \
+            any = 1; \
+        } \
+    } while (0)
+    USAGE_TAKE(CR_USAGE_F_INPUT);
+    USAGE_TAKE(CR_USAGE_F_OUTPUT);
+    USAGE_TAKE(CR_USAGE_F_CACHE_CREATION);
+    USAGE_TAKE(CR_USAGE_F_CACHE_READ);
+#undef USAGE_TAKE
     if (any) {
         u->seen = 1;
         u->event_usage = 1;
     }
 }
+
+/* Where the x86 CPU has them, AVX2 and carry-less multiplication read the
+ * structure of the levels where only a usage object can begin
+ * (struct_scan; chosen at run time: the build assumes no more than SSE2,
+ * and without them those levels are read token by token). */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__SSE2__) \
+    && !defined(CR_USAGE_NO_AVX2)
+#define CR_USAGE_AVX2 1
+#define HAVE_AVX2() (__builtin_cpu_supports("avx2") \
+                     && __builtin_cpu_supports("pclmul"))
+#else
+#define CR_USAGE_AVX2 0
+#define HAVE_AVX2() 0
+#endif
+
+#if CR_USAGE_AVX2
+/* JSON white space. */
+#define IS_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
+
+/* The member name that a '{' or '[' at b is the value of, from the bytes
+ * since safe (where key and expect_key were the state): K_UNSURE unless
+ * they are the usual ',' (or nothing) "name" ':' (white space between),
+ * which makes it certain.  blk: the block b is in, quotes and bslash its
+ * unescaped quotes and backslashes (bit i: blk[i]). */
+#define K_UNSURE (-2)
+static APR_INLINE int member_key(const char *safe, const char *b, int key,
+                                 int expect_key, apr_uint64_t objbits,
+                                 unsigned int depth, const char *blk,
+                                 apr_uint64_t quotes, apr_uint64_t bslash)
+{
+    apr_size_t i = (apr_size_t)(b - safe), close, open, lim, ci;
+
+    if (i >= 2 && b[-1] == ':' && b[-2] == '"') {
+        i -= 2;                 /* most often: "name":{ */
+    }
+    else {
+        while (i > 0 && IS_WS(safe[i - 1])) {
+            i--;
+        }
+        if (i == 0) {
+            return key;         /* nothing since safe */
+        }
+        if (safe[i - 1] != ':') {
+            return K_UNSURE;
+        }
+        i--;
+        while (i > 0 && IS_WS(safe[i - 1])) {
+            i--;
+        }
+        if (i == 0 || safe[i - 1] != '"') {
+            return K_UNSURE;
+        }
+        i--;
+    }
+    /* A string ends just before the ':' (the quote is not escaped: the
+     * ':' would be in the string).  Its first quote, with nothing
+     * escaped between (a name with an escape is left to the tokens), at
+     * most CR_USAGE_KEY_MAX bytes before. */
+    close = i;
+    lim = close > CR_USAGE_KEY_MAX + 1 ? close - (CR_USAGE_KEY_MAX + 1) : 0;
+    ci = (apr_size_t)(safe + close - blk);
+    if (safe + close > blk && ci < 64
+        && (quotes & (((apr_uint64_t)1 << ci) - 1))) {
+        /* From the block's quotes. */
+        apr_uint64_t m = quotes & (((apr_uint64_t)1 << ci) - 1);
+        apr_size_t oi = 63 - (apr_size_t)__builtin_clzll(m);
+
+        if (blk + oi < safe + lim
+            || (bslash & (((apr_uint64_t)1 << ci) - 1)
+                & ~(((apr_uint64_t)2 << oi) - 1))) {
+            return K_UNSURE;    /* too long, or an escape in it */
+        }
+        open = (apr_size_t)(blk + oi - safe);
+    }
+    else {
+        open = close;
+        do {
+            if (open == lim) {
+                return K_UNSURE;
+            }
+            open--;
+        } while (safe[open] != '"' && safe[open] != '\\');
+        if (safe[open] != '"') {
+            return K_UNSURE;
+        }
+    }
+    /* Was it a name?  What came before it says so. */
+    i = open;
+    if (i == 0 || safe[i - 1] != ',') {
+        while (i > 0 && IS_WS(safe[i - 1])) {
+            i--;
+        }
+    }
+    if (i == 0 ? !expect_key
+        : safe[i - 1] != ',' || !IS_OBJECT(objbits, depth)) {
+        return K_UNSURE;
+    }
+    return name_kind(safe + open + 1, close - open - 1);
+}
+
+/* The state struct_scan reads and leaves. */
+typedef struct {
+    unsigned int depth;
+    apr_uint64_t objbits;
+    int expect_key;
+    int key;
+    const char *safe;           /* the state above is the state there */
+    const char *at;             /* SS_OPEN: the '{', SS_KEEP: the byte */
+    unsigned int instr;         /* SS_END: inside a string */
+    unsigned int esc;           /* ... and the next byte escaped */
+} struct_state_t;
+
+/* What struct_scan stopped at. */
+enum {
+    SS_END = 0,                 /* the bytes ended */
+    SS_OPEN,                    /* a usage object's '{' (key K_USAGE) */
+    SS_TOKENS,                  /* something unusual: the bytes from safe
+                                 * on token by token */
+    SS_KEEP,                    /* "choices" is not empty, at ->at (its
+                                 * first byte), and stop_on_keep */
+    SS_CHOICES                  /* the bytes ended before the first byte
+                                 * of "choices" */
+};
+
+/* The levels where only a "usage" (or "choices", "message", "response")
+ * object can begin (usage_depth 0, depth at most watched_max), from p
+ * (outside strings) to end (lo: the start of the caller's bytes):
+ * nothing there does anything but the brackets and the name that a '{'
+ * or '[' is the value of (member_key), so only the brackets outside
+ * strings are looked at, sixty-four bytes at a time (which bytes are
+ * inside strings is worked out for the whole block at once: the prefix
+ * XOR of its unescaped quotes), the levels under any other value passed
+ * over in the same blocks.  A '{' or '[' is read as json_run's open reads
+ * it; the one of a usage object is left to it (SS_OPEN). */
+__attribute__((target("avx2,pclmul"), noinline))
+static int struct_scan(cr_usage_t *u, const char *lo, const char *p,
+                       const char *end, int stop_on_keep,
+                       struct_state_t *st)
+{
+    __m256i vq = _mm256_set1_epi8('"');
+    __m256i vbs = _mm256_set1_epi8('\\');
+    __m256i vfold = _mm256_set1_epi8((char)0xDF);
+    __m256i vlb = _mm256_set1_epi8('[');
+    __m256i vrb = _mm256_set1_epi8(']');
+    const __m128i vones = _mm_set1_epi8((char)0xFF);
+    unsigned int depth = st->depth;
+    apr_uint64_t objbits = st->objbits;
+    int expect_key = st->expect_key;
+    int key = st->key;
+    const char *safe = st->safe;
+    unsigned int base = watched_max(0, u->top_key);
+    unsigned int instr = 0, esc = 0;
+    int status = SS_END;
+    char tail[64];
+
+    /* Opaque to gcc, which would otherwise build them again for every
+     * block. */
+    __asm__("" : "+x"(vq), "+x"(vbs), "+x"(vfold), "+x"(vlb), "+x"(vrb));
+    while (p < end) {
+        apr_size_t n = (apr_size_t)(end - p);
+        const char *b = p;
+        unsigned int shift = 0;
+        apr_uint64_t mq, mbs, mbr, e, s, m;
+        unsigned int esc_next = 0;
+        __m256i x0, x1, y0, y1;
+
+        if (n < 64) {
+            if ((apr_size_t)(p - lo) >= 64 - n) {
+                /* The 64 bytes that end at end, those before p shifted
+                 * out of the masks. */
+                shift = (unsigned int)(64 - n);
+                b = end - 64;
+            }
+            else {
+                /* In a block of their own (the NULs after them are none
+                 * of the bytes looked for), copied without a call (the
+                 * constants stay in their registers). */
+                volatile char *t = tail;    /* not made a memcpy call */
+                apr_size_t i;
+
+                _mm256_storeu_si256((__m256i *)(void *)tail,
+                                    _mm256_setzero_si256());
+                _mm256_storeu_si256((__m256i *)(void *)(tail + 32),
+                                    _mm256_setzero_si256());
+                for (i = 0; i < n; i++) {
+                    t[i] = p[i];
+                }
+                b = tail;
+            }
+        }
+        else {
+            n = 64;
+        }
+        x0 = _mm256_loadu_si256((const __m256i *)(const void *)b);
+        x1 = _mm256_loadu_si256((const __m256i *)(const void *)(b + 32));
+        y0 = _mm256_and_si256(x0, vfold);
+        y1 = _mm256_and_si256(x1, vfold);
+#define MASK32(v) ((apr_uint64_t)(unsigned int)_mm256_movemask_epi8(v))
+        mq = (MASK32(_mm256_cmpeq_epi8(x0, vq))
+              | (MASK32(_mm256_cmpeq_epi8(x1, vq)) << 32)) >> shift;
+        mbs = (MASK32(_mm256_cmpeq_epi8(x0, vbs))
+               | (MASK32(_mm256_cmpeq_epi8(x1, vbs)) << 32)) >> shift;
+        mbr = (MASK32(_mm256_or_si256(_mm256_cmpeq_epi8(y0, vlb),
+                                      _mm256_cmpeq_epi8(y0, vrb)))
+               | (MASK32(_mm256_or_si256(_mm256_cmpeq_epi8(y1, vlb),
+                                         _mm256_cmpeq_epi8(y1, vrb)))
+                  << 32)) >> shift;
+#undef MASK32
+        /* The escaped bytes: each backslash not itself escaped escapes
+         * the next byte (the next block's first after the last byte). */
+        e = esc;
+        for (m = mbs; m; m &= m - 1) {
+            apr_uint64_t bit = m & (0 - m);
+            if (!(e & bit)) {
+                if (bit == (apr_uint64_t)1 << ((n - 1) & 63)) {
+                    esc_next = 1;
+                }
+                e |= bit << 1;
+            }
+        }
+        /* In a string after byte i: bit i of the prefix XOR of the
+         * unescaped quotes (a carry-less product with all ones), the
+         * state before the block XORed in. */
+        mq &= ~e;
+        s = (apr_uint64_t)_mm_cvtsi128_si64(_mm_clmulepi64_si128(
+                _mm_cvtsi64_si128((long long)mq), vones, 0))
+            ^ (0 - (apr_uint64_t)instr);
+        if (mbs & ~s) {
+            /* A backslash outside a string escapes nothing. */
+            if (depth <= base) {
+                status = SS_TOKENS;
+                goto done;
+            }
+            p += skip_bytes(p, n, &depth, &instr, &esc, base);
+            if (depth == base) {
+                expect_key = 0;
+                key = K_NONE;
+                safe = p;
+            }
+            continue;
+        }
+        /* The brackets outside strings, in order (bit i is p[i]). */
+        for (m = mbr & ~s; m; m &= m - 1) {
+            const char *q = p + __builtin_ctzll(m);
+            char c = *q;
+
+            if (depth > base) {
+                /* Under a value where nothing is looked for. */
+                if (c == '[' || c == '{') {
+                    depth++;
+                }
+                else if (--depth == base) {
+                    expect_key = 0;
+                    key = K_NONE;
+                    safe = q + 1;
+                }
+                continue;
+            }
+            if (c == ']' || c == '}') {
+                if (depth > 0) {
+                    depth--;
+                    expect_key = 0;
+                    key = K_NONE;
+                }
+                safe = q + 1;
+                continue;
+            }
+            /* A value that holds others begins: what it is (as json_run's
+             * open reads it). */
+            if (depth == 0) {
+                key = K_NONE;   /* nothing is looked for at the top */
+            }
+            else {
+                int k = member_key(safe, q, key, expect_key, objbits,
+                                   depth, p, mq, mbs);
+
+                if (k == K_UNSURE) {
+                    status = SS_TOKENS;
+                    goto done;
+                }
+                key = k;
+                if (key == K_USAGE && c == '{'
+                    && (depth == 1
+                        || (u->top_key != TOP_OTHER && IS_OBJECT(objbits, 2)))) {
+                    st->at = q;
+                    status = SS_OPEN;
+                    goto done;
+                }
+                if (depth == 1) {
+                    u->top_key = c == '{' && key == K_MESSAGE ? TOP_MESSAGE
+                                 : c == '{' && key == K_RESPONSE
+                                 ? TOP_RESPONSE : TOP_OTHER;
+                }
+            }
+            depth++;
+            objbits = c == '{' ? objbits | (apr_uint64_t)1 << depth
+                      : objbits & ~((apr_uint64_t)1 << depth);
+            expect_key = c == '{';
+            safe = q + 1;
+            if (depth == 2 && c == '[' && key == K_CHOICES) {
+                /* Its first byte tells whether it is empty (the
+                 * usage-only chunk of a stream) or not. */
+                const char *f = q + 1;
+
+                while (f < end && IS_WS(*f)) {
+                    f++;
+                }
+                key = K_NONE;
+                if (f == end) {
+                    u->choices = 1;
+                    status = SS_CHOICES;
+                    goto done;
+                }
+                if (*f == ']') {
+                    u->event_choices_empty = 1;
+                }
+                else if (stop_on_keep) {
+                    st->at = f;
+                    status = SS_KEEP;
+                    goto done;
+                }
+                safe = f;
+            }
+            key = K_NONE;
+            base = watched_max(0, u->top_key);
+        }
+        instr = (unsigned int)((s >> ((n - 1) & 63)) & 1);
+        esc = esc_next;
+        p += n;
+    }
+done:
+    _mm256_zeroupper();
+    st->depth = depth;
+    st->objbits = objbits;
+    st->expect_key = expect_key;
+    st->key = key;
+    st->safe = safe;
+    st->instr = instr;
+    st->esc = esc;
+    return status;
+}
+#endif
 
 /* Classes of the bytes between tokens (json_class). */
 enum {
@@ -439,9 +795,11 @@ static const unsigned char json_class[256] = {
 
 #define CLASS_OF(c) json_class[(unsigned char)(c)]
 
-/* The bytes [p, end) of JSON.  A watched level's structure is followed
- * token by token; the levels under any other value are passed over by
- * skip_run; a string is read to its end at once and a member name is told
+/* The bytes [p, end) of JSON (lo: the start of the caller's bytes).  A
+ * watched level's structure is followed token by token (but by
+ * struct_scan, where it can, above a usage object); the levels under any
+ * other value are passed over by skip_run; a string is read to its end at
+ * once and a member name is told
  * where it lies (its first bytes are copied only when a piece ends inside
  * it).  The usual sequences (a name, ':', a string; a value, ',', a name)
  * are read without going back to the token loop.  The state every token
@@ -449,8 +807,8 @@ static const unsigned char json_class[256] = {
  * changed, stays in u: fewer registers to keep, fewer spills).  With
  * stop_on_keep, returns just after the byte that showed a non-empty
  * "choices" (*kept set); else end. */
-static const char *json_run(cr_usage_t *u, const char *p, const char *end,
-                            int stop_on_keep, int *kept)
+static const char *json_run(cr_usage_t *u, const char *lo, const char *p,
+                            const char *end, int stop_on_keep, int *kept)
 {
     unsigned int depth = u->depth;
     unsigned int usage_depth = u->usage_depth;
@@ -462,12 +820,23 @@ static const char *json_run(cr_usage_t *u, const char *p, const char *end,
     int num_len = 0;
     const char *q;
     char c;
+#if CR_USAGE_AVX2
+    struct_state_t st;
+#else
+    (void)lo;
+#endif
 
     switch (lex) {
     case LX_NORMAL:
         if (u->choices == 1) {
             goto choices_first;
         }
+#if CR_USAGE_AVX2
+        if (!usage_depth && depth <= watched_max(0, u->top_key)
+            && HAVE_AVX2()) {
+            goto structure;
+        }
+#endif
         goto normal;
     case LX_KEY:
         goto name;
@@ -531,12 +900,27 @@ name_start:
                         c = *p++;
                         goto open;
                     }
-                    if (usage_depth) {
+                    if (usage_depth && key >= 0
+                        && key < CR_USAGE_F__COUNT) {
                         if (depth == usage_depth
-                            && key >= 0 && key < CR_USAGE_F__COUNT
                             && *p >= '0' && *p <= '9') {
-                            /* A usage field's count (as the default case
-                             * below starts it). */
+                            /* A usage field's count.  Most often its
+                             * digits and a ',' or '}': read here. */
+                            const char *d = p + 1;
+
+                            num = *p - '0';
+                            while (d < end && *d >= '0' && *d <= '9'
+                                   && d - p < NUM_MAX_DIGITS) {
+                                num = num * 10 + (*d++ - '0');
+                            }
+                            if (d < end && (*d == ',' || *d == '}')) {
+                                u->pending[key] = num;
+                                u->pending_set[key] = 1;
+                                p = d;
+                                goto after_value;
+                            }
+                            /* Else as the default case below starts
+                             * it. */
                             u->field_idx = key;
                             num = *p++ - '0';
                             num_len = 1;
@@ -545,8 +929,9 @@ name_start:
                     }
                     else if (CLASS_OF(*p) == C_LIT
                              || CLASS_OF(*p) == C_OTHER) {
-                        /* A number or a literal outside a usage object (as
-                         * the default case below passes over it). */
+                        /* A number or a literal that is no usage field's
+                         * count (as the default case below passes over
+                         * it). */
                         p++;
                         goto literal;
                     }
@@ -678,6 +1063,15 @@ close:
             if (usage_depth && depth == usage_depth) {
                 usage_end(u);
                 usage_depth = 0;
+#if CR_USAGE_AVX2
+                if (end - p >= 64 && HAVE_AVX2()) {
+                    /* Much is left: its structure. */
+                    depth--;
+                    expect_key = 0;
+                    key = K_NONE;
+                    goto structure;
+                }
+#endif
             }
             depth--;
             expect_key = 0;
@@ -685,31 +1079,47 @@ close:
             goto after_value;
         default:
             /* A number or a literal: only a usage field's number is
-             * read. */
-            if (usage_depth) {
-                if (!expect_key && depth == usage_depth
+             * read (after its name: elsewhere, and after any other name,
+             * nothing but '"', ':', ',' and the brackets does anything
+             * until one of them). */
+            if (usage_depth && !expect_key && key >= 0
+                && key < CR_USAGE_F__COUNT) {
+                if (depth == usage_depth
                     && (c == '-' || (c >= '0' && c <= '9'))) {
-                    u->field_idx = key >= 0 && key < CR_USAGE_F__COUNT ? key
-                                                                     : -1;
-                    if (u->field_idx >= 0) {
-                        if (c == '-') {
-                            num = 0;
-                            num_len = -1;
+                    if (c != '-') {
+                        /* Most often its digits and a ',' or '}': read
+                         * here. */
+                        const char *d = p;
+
+                        num = c - '0';
+                        while (d < end && *d >= '0' && *d <= '9'
+                               && d - p < NUM_MAX_DIGITS - 1) {
+                            num = num * 10 + (*d++ - '0');
                         }
-                        else {
-                            num = c - '0';
-                            num_len = 1;
+                        if (d < end && (*d == ',' || *d == '}')) {
+                            u->pending[key] = num;
+                            u->pending_set[key] = 1;
+                            p = d;
+                            goto after_value;
                         }
-                        goto number;
                     }
+                    u->field_idx = key;
+                    if (c == '-') {
+                        num = 0;
+                        num_len = -1;
+                    }
+                    else {
+                        num = c - '0';
+                        num_len = 1;
+                    }
+                    goto number;
                 }
                 break;
             }
 literal:
 #if defined(__SSE2__)
-            /* Outside a usage object nothing but '"', ':', ',' and the
-             * brackets does anything here: the next of them, sixteen
-             * bytes at a time (a timestamp's digits, white space). */
+            /* The next of them, sixteen bytes at a time (a timestamp's
+             * digits, white space). */
             if (end - p >= 16) {
                 __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
                 __m128i y = _mm_and_si128(x, _mm_set1_epi8((char)0xDF));
@@ -756,6 +1166,13 @@ choices_first:
     else if (stop_on_keep) {
         *kept = 1;
         end = p + 1;            /* the rest is for the next call */
+        goto normal;
+    }
+    /* The array's level is not watched: passed over from its first
+     * byte, as a value under it would be. */
+    if (depth > watched_max(usage_depth, u->top_key)) {
+        lex = LX_SKIP;
+        goto skip;
     }
     goto normal;
 
@@ -840,7 +1257,61 @@ skip:
     /* Back at the watched level: as after any value's end. */
     expect_key = 0;
     key = K_NONE;
+#if CR_USAGE_AVX2
+    if (!usage_depth && HAVE_AVX2()) {
+        goto structure;
+    }
+#endif
     goto after_value;
+
+#if CR_USAGE_AVX2
+structure:
+    /* Where only a usage (or "choices", "message", "response") object
+     * can begin: its structure only (struct_scan), from p where the
+     * locals are the state (lex LX_NORMAL, usage_depth 0, depth at most
+     * watched_max, u->choices not 1). */
+    st.depth = depth;
+    st.objbits = objbits;
+    st.expect_key = expect_key;
+    st.key = key;
+    st.safe = p;
+    lex = struct_scan(u, lo, p, end, stop_on_keep, &st);
+    depth = st.depth;
+    objbits = st.objbits;
+    expect_key = st.expect_key;
+    key = st.key;
+    switch (lex) {
+    case SS_OPEN:
+        /* A usage object's '{' (key K_USAGE): token by token. */
+        c = '{';
+        p = st.at + 1;
+        lex = LX_NORMAL;
+        goto open;
+    case SS_KEEP:
+        /* A non-empty "choices" (as choices_first reads it). */
+        *kept = 1;
+        p = st.at;
+        end = p + 1;
+        lex = LX_NORMAL;
+        goto normal;
+    case SS_CHOICES:
+        lex = LX_NORMAL;
+        p = end;
+        goto out;
+    case SS_END:
+        if (depth > watched_max(0, u->top_key)) {
+            lex = st.esc ? LX_SKIP_ESC : st.instr ? LX_SKIP_STR : LX_SKIP;
+            p = end;
+            goto out;
+        }
+        /* fall through */
+    default:
+        /* From the last bracket on, token by token. */
+        lex = LX_NORMAL;
+        p = st.safe;
+        goto normal;
+    }
+#endif
 
 out:
     u->depth = depth;
@@ -892,8 +1363,12 @@ static void event_end(cr_usage_t *u)
     json_reset(u);
 }
 
-apr_size_t cr_usage_feed(cr_usage_t *u, const char *data, apr_size_t len,
-                         cr_usage_signal_e *signal)
+/* cr_usage_feed for a stream. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static apr_size_t sse_feed(cr_usage_t *u, const char *data, apr_size_t len,
+                           cr_usage_signal_e *signal)
 {
     cr_usage_signal_e unused;
     apr_size_t i;
@@ -903,10 +1378,6 @@ apr_size_t cr_usage_feed(cr_usage_t *u, const char *data, apr_size_t len,
         signal = &unused;
     }
     *signal = CR_USAGE_SIG_NONE;
-    if (u->format == CR_USAGE_JSON) {
-        (void)json_run(u, data, data + len, 0, &kept);
-        return len;
-    }
 
     for (i = 0; i < len; i++) {
         char c = data[i];
@@ -1004,7 +1475,7 @@ apr_size_t cr_usage_feed(cr_usage_t *u, const char *data, apr_size_t len,
             else {
                 /* The rest of the line (or of the piece) at once. */
                 const char *eol = find2(data + i, data + len, '\n', '\r');
-                const char *q = json_run(u, data + i, eol, u->signals,
+                const char *q = json_run(u, data, data + i, eol, u->signals,
                                          &kept);
                 if (kept) {
                     *signal = CR_USAGE_SIG_KEEP;
@@ -1021,6 +1492,20 @@ apr_size_t cr_usage_feed(cr_usage_t *u, const char *data, apr_size_t len,
             break;
         }
     }
+    return len;
+}
+
+apr_size_t cr_usage_feed(cr_usage_t *u, const char *data, apr_size_t len,
+                         cr_usage_signal_e *signal)
+{
+    if (u->format != CR_USAGE_JSON) {
+        return sse_feed(u, data, len, signal);
+    }
+    /* A document: no signals (the rest of the scanner is for streams). */
+    if (signal) {
+        *signal = CR_USAGE_SIG_NONE;
+    }
+    (void)json_run(u, data, data, data + len, 0, NULL);
     return len;
 }
 

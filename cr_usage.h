@@ -11,7 +11,9 @@
  * two pieces) and the fields of a "usage" object being read, so its memory
  * is fixed whatever the response's size.  Levels where no name it looks
  * for can be are passed over: only their strings and brackets are
- * followed, sixteen bytes at a time.
+ * followed, sixty-four bytes at a time (and, where the CPU has AVX2, so are
+ * the levels above a usage object, but for the names of their objects and
+ * arrays).
  *
  * A "usage" object counts when it is a member of a document's top-level
  * object (OpenAI chat completions and their final stream chunk, embeddings,
