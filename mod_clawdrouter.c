@@ -193,14 +193,8 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
                           apr_psprintf(r->pool, "Invalid API key: %s.",
                                        cr_cred_mask(r->pool, key)));
     case CR_KEYSTORE_UNAVAILABLE:
-        if (cr_keystore_dbd_log_unavailable(r, sconf->keystore, errbuf)) {
-            /* the dbd store's line, at most one per interval */
-            return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE,
-                                         NULL);
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0102)
-                      "key store %s cannot be read: %s",
-                      sconf->keystore->name, errbuf);
+        /* one line per interval, whichever the store */
+        cr_keystore_log_unavailable(r, sconf->keystore, rv, errbuf);
         return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
     default:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0103)
