@@ -94,10 +94,6 @@ void cr_request_set_limit_headers(request_rec *r, cr_request_ctx *ctx,
                                   apr_int64_t remaining,
                                   apr_interval_time_t reset);
 
-/* The decimal text of v at out (at most 20 characters, no NUL); returns
- * its end. */
-char *cr_request_put_int64(char *out, apr_int64_t v);
-
 /* apr_table_addn when the caller knows that the name is absent from t
  * (apr_table_setn would compare it with every name of the same first
  * letters), else apr_table_setn. */
