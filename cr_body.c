@@ -31,6 +31,7 @@
 #endif
 
 #include "cr_body.h"
+#include "cr_load.h"
 
 /* Lexer states. */
 enum {
@@ -527,29 +528,6 @@ static APR_INLINE void watch_end(cr_body_scan_t *s, unsigned int depth,
     }
 }
 
-/* Unaligned loads, to compare a name with a word of a literal at once
- * (the literal's words are constants once compiled). */
-static APR_INLINE apr_uint64_t load8(const void *p)
-{
-    apr_uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static APR_INLINE apr_uint32_t load4(const void *p)
-{
-    apr_uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static APR_INLINE apr_uint16_t load2(const void *p)
-{
-    apr_uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-
 /* A member name ended (its closing '"' at `at`); nm[0..n) is its
  * decoded text, or NULL if it is longer than the names we look for.
  * Returns the next state.  Inlined where a name that lies whole in the
@@ -566,21 +544,21 @@ static CR_BODY_ALWAYS_INLINE int name_end(cr_body_scan_t *s,
         return S_COLON;
     }
     if (depth == 1) {
-        if (n == 5 && load4(nm) == load4("mode") && nm[4] == 'l') {
+        if (n == 5 && cr_load4(nm) == cr_load4("mode") && nm[4] == 'l') {
             role = ROLE_MODEL, bit = SEEN_MODEL, which = "model";
         }
-        else if (n == 6 && load4(nm) == load4("stre")
-                 && load2(nm + 4) == load2("am")) {
+        else if (n == 6 && cr_load4(nm) == cr_load4("stre")
+                 && cr_load2(nm + 4) == cr_load2("am")) {
             role = ROLE_STREAM, bit = SEEN_STREAM, which = "stream";
         }
-        else if (n == 14 && load8(nm) == load8("stream_o")
-                 && load8(nm + 6) == load8("_options")) {
+        else if (n == 14 && cr_load8(nm) == cr_load8("stream_o")
+                 && cr_load8(nm + 6) == cr_load8("_options")) {
             role = ROLE_SO, bit = SEEN_SO, which = "stream_options";
         }
         s->role1 = role;
     }
-    else if (n == 13 && load8(nm) == load8("include_")
-             && load8(nm + 5) == load8("de_usage")) {
+    else if (n == 13 && cr_load8(nm) == cr_load8("include_")
+             && cr_load8(nm + 5) == cr_load8("de_usage")) {
         role = ROLE_IU, bit = SEEN_IU, which = "include_usage";
         s->role2 = role;
     }
@@ -744,7 +722,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                                 c = *p; goto label; } while (0)
     /* A name ended just before p: the usual ":" and a string value are
      * taken at once. */
-#define AFTER_NAME() do { if (end - p >= 2 && load2(p) == load2(":\"")) { \
+#define AFTER_NAME() do { if (end - p >= 2 && cr_load2(p) == cr_load2(":\"")) { \
                               p++; goto value_string; } \
                           NEXT(S_COLON, colon); } while (0)
     /* White space is skipped; anything else at p is refused. */
@@ -1120,7 +1098,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 if (WATCHED()) {
                     (void)watch_start(s, depth, T_TRUE, AT(p));
                 }
-                if (end - p >= 4 && load4(p) == load4("true")) {
+                if (end - p >= 4 && cr_load4(p) == cr_load4("true")) {
                     p += 4;                  /* the whole literal is here */
                     VALUE_END(p);
                     NEXT(S_AFTER, after);
@@ -1133,7 +1111,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 if (WATCHED()) {
                     (void)watch_start(s, depth, T_FALSE, AT(p));
                 }
-                if (end - p >= 5 && load4(p + 1) == load4("alse")) {
+                if (end - p >= 5 && cr_load4(p + 1) == cr_load4("alse")) {
                     p += 5;
                     VALUE_END(p);
                     NEXT(S_AFTER, after);
@@ -1146,7 +1124,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 if (WATCHED()) {
                     (void)watch_start(s, depth, T_NULL, AT(p));
                 }
-                if (end - p >= 4 && load4(p) == load4("null")) {
+                if (end - p >= 4 && cr_load4(p) == cr_load4("null")) {
                     p += 4;
                     VALUE_END(p);
                     NEXT(S_AFTER, after);
@@ -1479,9 +1457,9 @@ int cr_body_content_type_is_json(const char *content_type)
         static const unsigned char fold[8] = {
             0x20, 0x20, 0x20, 0, 0x20, 0x20, 0x20, 0x20
         };
-        if ((load8(content_type) | APR_UINT64_C(0x2020202020202020))
-            == load8("applicat")
-            && (load8(content_type + 8) | load8(fold)) == load8("ion/json")) {
+        if ((cr_load8(content_type) | APR_UINT64_C(0x2020202020202020))
+            == cr_load8("applicat")
+            && (cr_load8(content_type + 8) | cr_load8(fold)) == cr_load8("ion/json")) {
             return 1;
         }
     }
