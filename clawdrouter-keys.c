@@ -725,7 +725,7 @@ int main(int argc, const char *const *argv)
         }
     }
     else if (status < 0
-             && cr_keystore_dbm_create(pool, args.store, 0, 0, &args.ks)
+             && cr_keystore_dbm_create(pool, args.store, 0, 0, 1, &args.ks)
                 != APR_SUCCESS) {
         status = fail(EXIT_FAIL, "cannot use the key store");
     }

@@ -31,6 +31,7 @@
 #endif
 
 #include "cr_body.h"
+#include "cr_load.h"
 
 /* Lexer states. */
 enum {
@@ -191,11 +192,18 @@ static const unsigned char *skip_plain_avx2(const unsigned char *p,
 }
 #endif
 
+#if defined(__GNUC__)
+#define CR_BODY_ALWAYS_INLINE APR_INLINE __attribute__((always_inline))
+#else
+#define CR_BODY_ALWAYS_INLINE APR_INLINE
+#endif
+
 /* The first byte at or after p that ends plain text, or end (start is
- * where the piece begins: bytes from there may be read again). */
-static const unsigned char *skip_plain(const unsigned char *p,
-                                       const unsigned char *end,
-                                       const unsigned char *start)
+ * where the piece begins: bytes from there may be read again).  Inlined
+ * where a string opens: most strings end in its first look. */
+static CR_BODY_ALWAYS_INLINE const unsigned char *
+skip_plain(const unsigned char *p, const unsigned char *end,
+           const unsigned char *start)
 {
 #if defined(__SSE2__)
     unsigned int m;
@@ -263,6 +271,28 @@ static const unsigned char *skip_plain(const unsigned char *p,
     return p;
 }
 
+/* skip_plain where a string opens; *quote tells whether the byte it
+ * stops at is the string's closing '"' (the usual end of a short string,
+ * known at once from the first look). */
+static CR_BODY_ALWAYS_INLINE const unsigned char *
+skip_plain_open(const unsigned char *p, const unsigned char *end,
+                const unsigned char *start, int *quote)
+{
+#if defined(__SSE2__)
+    if (end - p >= 16) {
+        unsigned int m = stop_mask(p);
+        if (m) {
+            p += __builtin_ctz(m);
+            *quote = (*p == '"');
+            return p;
+        }
+    }
+#endif
+    p = skip_plain(p, end, start);
+    *quote = (p != end && *p == '"');
+    return p;
+}
+
 /* ---- state helpers ------------------------------------------------- */
 
 static int fail(cr_body_scan_t *s, cr_body_status_e err, const char *what,
@@ -276,38 +306,41 @@ static int fail(cr_body_scan_t *s, cr_body_status_e err, const char *what,
     return S_ERROR;
 }
 
-static void cap_byte(cr_body_scan_t *s, unsigned char c)
+/* The capture helpers take where decoded text goes (the scanner keeps
+ * it in a local) and return where the rest goes (CAP_NONE once the text
+ * is too long to matter). */
+static int cap_byte(cr_body_scan_t *s, int capture, unsigned char c)
 {
-    if (s->capture == CAP_MODEL) {
+    if (capture == CAP_MODEL) {
         if (s->model_len < CR_BODY_MAX_MODEL_LEN) {
             s->model[s->model_len++] = (char)c;
+            return capture;
         }
-        else {
-            /* Too long: no need to keep decoding. */
-            s->model_state = 3;
-            s->capture = CAP_NONE;
+        /* Too long: no need to keep decoding. */
+        s->model_state = 3;
+        return CAP_NONE;
+    }
+    if (capture == CAP_NAME) {
+        if (s->cap_len < sizeof(s->name)) {
+            s->name[s->cap_len++] = (char)c;
+            return capture;
         }
-    }
-    else if (s->cap_len < sizeof(s->name)) {
-        s->name[s->cap_len++] = (char)c;
-    }
-    else {
         s->cap_over = 1;          /* not one of the names we look for */
-        s->capture = CAP_NONE;
     }
+    return CAP_NONE;
 }
 
 /* n bytes of plain text, as n calls of cap_byte store them. */
-static void cap_run(cr_body_scan_t *s, const unsigned char *p, apr_size_t n)
+static int cap_run(cr_body_scan_t *s, int capture, const unsigned char *p,
+                   apr_size_t n)
 {
-    if (s->capture == CAP_MODEL) {
+    if (capture == CAP_MODEL) {
         apr_size_t room = CR_BODY_MAX_MODEL_LEN - s->model_len;
         if (n > room) {
             memcpy(s->model + s->model_len, p, room);
             s->model_len += room;
             s->model_state = 3;   /* too long: no need to keep decoding */
-            s->capture = CAP_NONE;
-            return;
+            return CAP_NONE;
         }
         memcpy(s->model + s->model_len, p, n);
         s->model_len += n;
@@ -318,34 +351,42 @@ static void cap_run(cr_body_scan_t *s, const unsigned char *p, apr_size_t n)
             memcpy(s->name + s->cap_len, p, room);
             s->cap_len += room;
             s->cap_over = 1;      /* not one of the names we look for */
-            s->capture = CAP_NONE;
-            return;
+            return CAP_NONE;
         }
         memcpy(s->name + s->cap_len, p, n);
         s->cap_len += n;
     }
+    return capture;
 }
 
-static void cap_code_point(cr_body_scan_t *s, unsigned int cp)
+static int cap_code_point(cr_body_scan_t *s, int capture, unsigned int cp)
 {
+    unsigned char u[4];
+    apr_size_t n;
+
     if (cp < 0x80) {
-        cap_byte(s, (unsigned char)cp);
+        u[0] = (unsigned char)cp;
+        n = 1;
     }
     else if (cp < 0x800) {
-        cap_byte(s, (unsigned char)(0xC0 | (cp >> 6)));
-        cap_byte(s, (unsigned char)(0x80 | (cp & 0x3F)));
+        u[0] = (unsigned char)(0xC0 | (cp >> 6));
+        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 2;
     }
     else if (cp < 0x10000) {
-        cap_byte(s, (unsigned char)(0xE0 | (cp >> 12)));
-        cap_byte(s, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
-        cap_byte(s, (unsigned char)(0x80 | (cp & 0x3F)));
+        u[0] = (unsigned char)(0xE0 | (cp >> 12));
+        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 3;
     }
     else {
-        cap_byte(s, (unsigned char)(0xF0 | (cp >> 18)));
-        cap_byte(s, (unsigned char)(0x80 | ((cp >> 12) & 0x3F)));
-        cap_byte(s, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
-        cap_byte(s, (unsigned char)(0x80 | (cp & 0x3F)));
+        u[0] = (unsigned char)(0xF0 | (cp >> 18));
+        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 4;
     }
+    return cap_run(s, capture, u, n);
 }
 
 /* The first byte of a multi-byte character: how many follow and the
@@ -417,23 +458,25 @@ static const unsigned char *utf8_run(const unsigned char *p,
 }
 
 /* A value begins (its first byte at `at`, in a container of depth
- * s->depth <= 2): note it if it is one the gateway decides on. */
-static APR_INLINE void watch_start(cr_body_scan_t *s, int type, apr_off_t at)
+ * depth <= 2): note it if it is one the gateway decides on.  Returns
+ * where a string value's text goes (CAP_MODEL for the model's). */
+static APR_INLINE int watch_start(cr_body_scan_t *s, unsigned int depth,
+                                  int type, apr_off_t at)
 {
-    if (s->depth == 0) {
+    if (depth == 0) {
         s->top = type == T_OBJECT ? 1 : 2;
-        return;
+        return CAP_NONE;
     }
     if (s->top != 1) {
-        return;
+        return CAP_NONE;
     }
-    if (s->depth == 1) {
+    if (depth == 1) {
         switch (s->role1) {
         case ROLE_MODEL:
             if (type == T_STRING) {
                 s->model_state = 1;
                 s->model_len = 0;
-                s->capture = CAP_MODEL;
+                return CAP_MODEL;
             }
             else {
                 s->model_state = 2;
@@ -455,12 +498,14 @@ static APR_INLINE void watch_start(cr_body_scan_t *s, int type, apr_off_t at)
         s->include_usage = type == T_TRUE ? 1 : type == T_FALSE ? 2 : 3;
         s->iu_start = at;
     }
+    return CAP_NONE;
 }
 
-/* A value ended just before `end` (s->depth is its container's). */
-static APR_INLINE void watch_end(cr_body_scan_t *s, apr_off_t end)
+/* A value ended just before `end` (depth is its container's). */
+static APR_INLINE void watch_end(cr_body_scan_t *s, unsigned int depth,
+                                 apr_off_t end)
 {
-    if (s->depth == 0) {
+    if (depth == 0) {
         if (s->top == 1) {
             s->object_end = end - 1;
         }
@@ -469,7 +514,7 @@ static APR_INLINE void watch_end(cr_body_scan_t *s, apr_off_t end)
     if (s->top != 1) {
         return;
     }
-    if (s->depth == 1) {
+    if (depth == 1) {
         if (s->role1 == ROLE_SO) {
             s->so_end = end;
         }
@@ -483,79 +528,37 @@ static APR_INLINE void watch_end(cr_body_scan_t *s, apr_off_t end)
     }
 }
 
-#if defined(__GNUC__)
-#define CR_BODY_ALWAYS_INLINE APR_INLINE __attribute__((always_inline))
-#else
-#define CR_BODY_ALWAYS_INLINE APR_INLINE
-#endif
-
-/* A member name starts: decode it if it may be one we decide on (always
- * inlined: the checks fold into its callers' own). */
-static CR_BODY_ALWAYS_INLINE void name_start(cr_body_scan_t *s)
-{
-    s->kind = K_NAME;
-    s->capture = CAP_NONE;
-    if (s->top == 1 && (s->depth == 1
-                        || (s->depth == 2 && s->role1 == ROLE_SO
-                            && s->so_object))) {
-        s->capture = CAP_NAME;
-        s->cap_len = 0;
-        s->cap_over = 0;
-    }
-}
-
-/* Unaligned loads, to compare a name with a word of a literal at once
- * (the literal's words are constants once compiled). */
-static APR_INLINE apr_uint64_t load8(const void *p)
-{
-    apr_uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static APR_INLINE apr_uint32_t load4(const void *p)
-{
-    apr_uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static APR_INLINE apr_uint16_t load2(const void *p)
-{
-    apr_uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-
 /* A member name ended (its closing '"' at `at`); nm[0..n) is its
  * decoded text, or NULL if it is longer than the names we look for.
- * Returns the next state. */
-static int name_end(cr_body_scan_t *s, const unsigned char *nm, apr_size_t n,
-                    apr_off_t at)
+ * Returns the next state.  Inlined where a name that lies whole in the
+ * piece is compared where it lies (the usual case). */
+static CR_BODY_ALWAYS_INLINE int name_end(cr_body_scan_t *s,
+                                          unsigned int depth,
+                                          const unsigned char *nm,
+                                          apr_size_t n, apr_off_t at)
 {
     int role = ROLE_NONE, bit = 0;
     const char *which = NULL;
 
-    s->capture = CAP_NONE;
     if (nm == NULL) {
         return S_COLON;
     }
-    if (s->depth == 1) {
-        if (n == 5 && load4(nm) == load4("mode") && nm[4] == 'l') {
+    if (depth == 1) {
+        if (n == 5 && cr_load4(nm) == cr_load4("mode") && nm[4] == 'l') {
             role = ROLE_MODEL, bit = SEEN_MODEL, which = "model";
         }
-        else if (n == 6 && load4(nm) == load4("stre")
-                 && load2(nm + 4) == load2("am")) {
+        else if (n == 6 && cr_load4(nm) == cr_load4("stre")
+                 && cr_load2(nm + 4) == cr_load2("am")) {
             role = ROLE_STREAM, bit = SEEN_STREAM, which = "stream";
         }
-        else if (n == 14 && load8(nm) == load8("stream_o")
-                 && load8(nm + 6) == load8("_options")) {
+        else if (n == 14 && cr_load8(nm) == cr_load8("stream_o")
+                 && cr_load8(nm + 6) == cr_load8("_options")) {
             role = ROLE_SO, bit = SEEN_SO, which = "stream_options";
         }
         s->role1 = role;
     }
-    else if (n == 13 && load8(nm) == load8("include_")
-             && load8(nm + 5) == load8("de_usage")) {
+    else if (n == 13 && cr_load8(nm) == cr_load8("include_")
+             && cr_load8(nm + 5) == cr_load8("de_usage")) {
         role = ROLE_IU, bit = SEEN_IU, which = "include_usage";
         s->role2 = role;
     }
@@ -569,6 +572,15 @@ static int name_end(cr_body_scan_t *s, const unsigned char *nm, apr_size_t n,
         s->seen |= bit;
     }
     return S_COLON;
+}
+
+/* The same, out of line: for a name that was decoded (escapes in it, or
+ * cut by the piece's end), which is rare. */
+static int name_end_decoded(cr_body_scan_t *s, unsigned int depth,
+                            apr_off_t at)
+{
+    return name_end(s, depth, s->cap_over ? NULL
+                    : (const unsigned char *)s->name, s->cap_len, at);
 }
 
 static void num_sig_digit(cr_body_scan_t *s, int d)
@@ -640,36 +652,16 @@ static void num_reset(cr_body_scan_t *s)
     s->num_cmp = s->num_eneg = 0;
 }
 
-static void push(cr_body_scan_t *s, int object)
-{
-    unsigned char bit = (unsigned char)(1u << (s->depth % 8));
-
-    if (object) {
-        s->in_object[s->depth / 8] |= bit;
-    }
-    else {
-        s->in_object[s->depth / 8] &= (unsigned char)~bit;
-    }
-    s->depth++;
-    s->cur_object = object;
-}
-
-static void pop(cr_body_scan_t *s)
-{
-    s->depth--;
-    s->cur_object = s->depth > 0
-        && (s->in_object[(s->depth - 1) / 8] >> ((s->depth - 1) % 8)) & 1;
-}
-
 #define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
 /* ---- the scanner --------------------------------------------------- */
 
 void cr_body_scan_init(cr_body_scan_t *s)
 {
-    /* The scalars only: the arrays after them are written before they
-     * are read (the bit stack by push, the texts by the captures). */
-    memset(s, 0, offsetof(cr_body_scan_t, in_object));
+    /* What is read before it is written only (cr_body.h); the rest
+     * (positions, the number, the bit stack, the texts...) is written
+     * first where it is used. */
+    memset(s, 0, offsetof(cr_body_scan_t, err_what));
     s->state = S_VALUE;
 }
 
@@ -684,6 +676,13 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
     const unsigned char *base = (const unsigned char *)data;
     const unsigned char *p = base, *end = base + len;
     int st = s->state;
+    /* The hot state, in locals while the piece is scanned (written back
+     * at the end): the helpers that need it are given it. */
+    unsigned int depth;
+    apr_uint64_t win;              /* the bit stack's innermost 64 */
+    int capture, kind;
+    const unsigned char *stop;
+    int quote;
     unsigned char c;
 
 #define AT(q) (s->pos + (apr_off_t)((q) - base))
@@ -692,24 +691,40 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
     /* Is a value beginning or ending now one the gateway may decide on
      * (the top-level value, a watched member's, or one inside
      * stream_options)? */
-#define WATCHED() (s->depth == 0 \
-                   || (s->depth <= 2 && s->role1 != ROLE_NONE))
+#define WATCHED() (depth <= 2 && (depth == 0 || s->role1 != ROLE_NONE))
     /* A value ended just before q (the state becomes S_AFTER). */
-#define VALUE_END(q) do { if (WATCHED()) { watch_end(s, AT(q)); } \
+#define VALUE_END(q) do { if (WATCHED()) { watch_end(s, depth, AT(q)); } \
                         } while (0)
     /* The container closes at p (its '}' or ']'). */
-#define CLOSE() do { pop(s); p++; VALUE_END(p); } while (0)
-    /* A member name opens at p (its '"'). */
-#define NAME_OPEN() do { if (s->depth == 1 \
-                             || (s->depth == 2 && s->role1 == ROLE_SO)) { \
-                             name_start(s); } \
-                         else { s->kind = K_NAME; s->capture = CAP_NONE; } \
-                         st = S_STR; p++; } while (0)
+#define CLOSE() do { POP(); p++; VALUE_END(p); } while (0)
+    /* A container opens, or closes.  Which kind each open one is (1 an
+     * object) is a bit stack: the innermost 64 levels in win (bit 0 the
+     * innermost), the outer ones in s->in_object (level d at bit d). */
+#define PUSH(object) do { \
+        if (depth >= 64) { \
+            unsigned int d_ = depth - 64; \
+            unsigned char bit_ = (unsigned char)(1u << (d_ % 8)); \
+            if (win >> 63) { s->in_object[d_ / 8] |= bit_; } \
+            else { s->in_object[d_ / 8] &= (unsigned char)~bit_; } } \
+        win = (win << 1) | (object); depth++; } while (0)
+#define POP() do { \
+        depth--; win >>= 1; \
+        if (depth >= 64) { \
+            unsigned int d_ = depth - 64; \
+            win |= (apr_uint64_t)((s->in_object[d_ / 8] >> (d_ % 8)) & 1) \
+                   << 63; } } while (0)
+    /* The innermost open container is an object (0 at depth 0). */
+#define CUR_OBJECT() (win & 1)
     /* Go on in state `state` with the byte at p (at that state's label),
      * or stop there at the end of the piece. */
 #define NEXT(state, label) do { st = (state); \
                                 if (p == end) { goto out; } \
                                 c = *p; goto label; } while (0)
+    /* A name ended just before p: the usual ":" and a string value are
+     * taken at once. */
+#define AFTER_NAME() do { if (end - p >= 2 && cr_load2(p) == cr_load2(":\"")) { \
+                              p++; goto value_string; } \
+                          NEXT(S_COLON, colon); } while (0)
     /* White space is skipped; anything else at p is refused. */
 #define WS_OR_FAIL(what) do { if (IS_WS(c)) { p++; } \
                               else { FAIL(what, p); } } while (0)
@@ -717,21 +732,29 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
     if (st == S_ERROR) {
         return 1;
     }
+    depth = s->depth;
+    win = s->stack_top;
+    capture = s->capture;
+    kind = s->kind;
     while (p < end) {
         c = *p;
 
         switch (st) {
         case S_STR:
-        str: {
+        str:
             /* Plain text up to the next byte that needs a look; a string
              * being decoded (a watched member's name, the model) takes
              * it in one copy, and a name that lies whole in the piece is
              * compared where it is. */
-            const unsigned char *stop = skip_plain(p, end, base);
-            if (s->capture != CAP_NONE) {
-                if (s->capture == CAP_NAME && s->cap_len == 0
+            stop = skip_plain(p, end, base);
+        str_run:
+            /* The plain text [p, stop). */
+            if (capture != CAP_NONE) {
+                if (capture == CAP_NAME && s->cap_len == 0
                     && stop != end && *stop == '"') {
-                    st = name_end(s, p, (apr_size_t)(stop - p), AT(stop));
+                    capture = CAP_NONE;
+                    st = name_end(s, depth, p, (apr_size_t)(stop - p),
+                                  AT(stop));
                     p = stop + 1;
                     if (st == S_ERROR) {
                         goto out;
@@ -739,33 +762,37 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                     NEXT(S_COLON, colon);
                 }
                 if (stop != p) {
-                    cap_run(s, p, (apr_size_t)(stop - p));
+                    capture = cap_run(s, capture, p,
+                                      (apr_size_t)(stop - p));
                 }
             }
             p = stop;
+            /* fall through */
+        str_stop:
+            /* At the byte that ended the plain text (or the piece's
+             * end). */
             if (p == end) {
                 goto out;
             }
             c = *p;
             if (c == '"') {
                 p++;
-                if (s->kind == K_NAME) {
-                    if (s->capture == CAP_NAME) {
-                        st = name_end(s, s->cap_over ? NULL
-                                      : (const unsigned char *)s->name,
-                                      s->cap_len, AT(p - 1));
+                if (kind == K_NAME) {
+                    if (capture == CAP_NAME) {
+                        capture = CAP_NONE;
+                        st = name_end_decoded(s, depth, AT(p - 1));
                         if (st == S_ERROR) {
                             goto out;
                         }
                     }
                     NEXT(S_COLON, colon);
                 }
-                s->capture = CAP_NONE;
+                capture = CAP_NONE;
                 VALUE_END(p);
                 NEXT(S_AFTER, after);
             }
             if (c == '\\') {
-                if (s->capture == CAP_NONE && end - p >= 2
+                if (capture == CAP_NONE && end - p >= 2
                     && simple_escape[p[1]]) {
                     p += 2;                  /* the usual \n, \" ... */
                     goto str;
@@ -775,7 +802,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 break;
             }
             if (c >= 0x80) {
-                if (s->capture == CAP_NONE) {
+                if (capture == CAP_NONE) {
                     const unsigned char *q = utf8_run(p, end);
                     if (q != p) {
                         p = q;
@@ -785,8 +812,8 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 if (!utf8_lead(s, c)) {
                     FAIL("the text is not valid UTF-8", p);
                 }
-                if (s->capture) {
-                    cap_byte(s, c);
+                if (capture != CAP_NONE) {
+                    capture = cap_byte(s, capture, c);
                 }
                 p++;
                 st = S_STR_UTF8;
@@ -794,14 +821,13 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
             }
             /* skip_plain stops at nothing else */
             FAIL("a string contains a control character", p);
-        }
 
         case S_STR_UTF8:
             if (c < s->utf8_lo || c > s->utf8_hi) {
                 FAIL("the text is not valid UTF-8", p);
             }
-            if (s->capture) {
-                cap_byte(s, c);
+            if (capture != CAP_NONE) {
+                capture = cap_byte(s, capture, c);
             }
             s->utf8_lo = 0x80;
             s->utf8_hi = 0xBF;
@@ -824,8 +850,8 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
             if (d == 0) {
                 FAIL("invalid escape in a string", p);
             }
-            if (s->capture) {
-                cap_byte(s, d);
+            if (capture != CAP_NONE) {
+                capture = cap_byte(s, capture, d);
             }
             st = S_STR;
             p++;
@@ -867,8 +893,8 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
             else if (v == 0) {
                 FAIL("\\u0000 is not allowed", p - 1);
             }
-            if (s->capture) {
-                cap_code_point(s, v);
+            if (capture != CAP_NONE) {
+                capture = cap_code_point(s, capture, v);
             }
             st = S_STR;
             break;
@@ -895,37 +921,37 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
         case S_AFTER:
         after:
             if (c == ',') {
-                if (s->depth == 0) {
-                    FAIL("data after the JSON value", p);
-                }
                 p++;
-                if (!s->cur_object) {
-                    NEXT(S_VALUE, value);
+                if (CUR_OBJECT()) {
+                    if (p < end && *p == '"') {
+                        goto name_open;      /* the usual ,"name" */
+                    }
+                    st = S_NAME;
+                    break;
                 }
-                if (p < end && *p == '"') {
-                    NAME_OPEN();             /* the usual ,"name" */
-                    goto str;
+                if (depth == 0) {
+                    FAIL("data after the JSON value", p - 1);
                 }
-                st = S_NAME;
+                NEXT(S_VALUE, value);
             }
             else if (c == '}') {
-                if (s->depth == 0 || !s->cur_object) {
-                    FAIL(s->depth ? "unexpected character"
+                if (!CUR_OBJECT()) {         /* (also at depth 0) */
+                    FAIL(depth ? "unexpected character"
                                   : "data after the JSON value", p);
                 }
                 CLOSE();
                 NEXT(S_AFTER, after);
             }
             else if (c == ']') {
-                if (s->depth == 0 || s->cur_object) {
-                    FAIL(s->depth ? "unexpected character"
+                if (depth == 0 || CUR_OBJECT()) {
+                    FAIL(depth ? "unexpected character"
                                   : "data after the JSON value", p);
                 }
                 CLOSE();
                 NEXT(S_AFTER, after);
             }
             else {
-                WS_OR_FAIL(s->depth ? "unexpected character"
+                WS_OR_FAIL(depth ? "unexpected character"
                                     : "data after the JSON value");
             }
             break;
@@ -946,12 +972,46 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
             }
             /* fall through */
         case S_NAME:
-            if (c == '"') {
-                NAME_OPEN();
-                goto str;
+            if (c != '"') {
+                WS_OR_FAIL("unexpected character");
+                break;
             }
-            WS_OR_FAIL("unexpected character");
-            break;
+            /* fall through */
+        name_open:
+            /* A member name opens at p (its '"').  It is decoded if it
+             * may be one the gateway decides on (in the top-level object,
+             * or in its stream_options object); any other is passed
+             * over.  Most lie whole in the piece with nothing in them to
+             * look at, and end here at once. */
+            p++;
+            stop = skip_plain_open(p, end, base, &quote);
+            if (depth == 1
+                || (depth == 2 && s->role1 == ROLE_SO && s->so_object)) {
+                if (quote) {
+                    st = name_end(s, depth, p, (apr_size_t)(stop - p),
+                                  AT(stop));
+                    p = stop + 1;
+                    if (st == S_ERROR) {
+                        goto out;
+                    }
+                    AFTER_NAME();
+                }
+                st = S_STR;
+                kind = K_NAME;
+                capture = CAP_NAME;
+                s->cap_len = 0;
+                s->cap_over = 0;
+                goto str_run;
+            }
+            if (quote) {
+                p = stop + 1;
+                AFTER_NAME();
+            }
+            st = S_STR;
+            kind = K_NAME;
+            capture = CAP_NONE;
+            p = stop;
+            goto str_stop;
 
         case S_VALUE_OR_CLOSE:
         value_or_close:
@@ -962,48 +1022,83 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
             /* fall through */
         case S_VALUE:
         value:
+            if (c == '"') {                  /* the most frequent, first */
+        value_string:                        /* (p at its '"') */
+                if (depth >= CR_BODY_MAX_DEPTH) {
+                    FAIL("it is nested deeper than 2048 levels", p);
+                }
+                p++;
+                st = S_STR;
+                kind = K_VALUE;
+                if (WATCHED()) {
+                    capture = watch_start(s, depth, T_STRING, AT(p - 1));
+                    goto str;
+                }
+                /* Passed over, and most end here at once (as names). */
+                capture = CAP_NONE;
+                p = skip_plain_open(p, end, base, &quote);
+                if (quote) {
+                    p++;
+                    NEXT(S_AFTER, after);
+                }
+                goto str_stop;
+            }
+            if (c == '{') {
+                if (depth >= CR_BODY_MAX_DEPTH) {
+                    FAIL("it is nested deeper than 2048 levels", p);
+                }
+                if (WATCHED()) {
+                    (void)watch_start(s, depth, T_OBJECT, AT(p));
+                }
+                PUSH(1);
+                p++;
+                if (p < end && *p == '"') {
+                    goto name_open;          /* the usual {"name" */
+                }
+                st = S_NAME_OR_CLOSE;
+                break;
+            }
+            if (c == '[') {
+                if (depth >= CR_BODY_MAX_DEPTH) {
+                    FAIL("it is nested deeper than 2048 levels", p);
+                }
+                if (WATCHED()) {
+                    (void)watch_start(s, depth, T_ARRAY, AT(p));
+                }
+                PUSH(0);
+                p++;
+                NEXT(S_VALUE_OR_CLOSE, value_or_close);
+            }
             if (IS_WS(c)) {
                 p++;
                 break;
             }
-            if (s->depth >= CR_BODY_MAX_DEPTH) {
+            if (depth >= CR_BODY_MAX_DEPTH) {
                 FAIL("it is nested deeper than 2048 levels", p);
             }
-            if (c == '"') {                  /* the most frequent, first */
-                s->kind = K_VALUE;
-                s->capture = CAP_NONE;
-                if (WATCHED()) {
-                    watch_start(s, T_STRING, AT(p));
+            if (c >= '1' && c <= '9') {
+                /* The usual small integer, whole in the piece: at most
+                 * 18 digits are always in range, and need no more look. */
+                const unsigned char *q = p + 1;
+                while (q < end && (unsigned int)(*q - '0') <= 9) {
+                    q++;
                 }
-                p++;
-                st = S_STR;
-                goto str;
+                if (q != end && q - p <= 18 && *q != '.'
+                    && (*q | 0x20) != 'e') {
+                    if (WATCHED()) {
+                        (void)watch_start(s, depth, T_NUMBER, AT(p));
+                    }
+                    p = q;
+                    VALUE_END(p);
+                    NEXT(S_AFTER, after);
+                }
             }
             switch (c) {
-            case '{':
-                if (WATCHED()) {
-                    watch_start(s, T_OBJECT, AT(p));
-                }
-                push(s, 1);
-                p++;
-                if (p < end && *p == '"') {
-                    NAME_OPEN();             /* the usual {"name" */
-                    goto str;
-                }
-                st = S_NAME_OR_CLOSE;
-                break;
-            case '[':
-                if (WATCHED()) {
-                    watch_start(s, T_ARRAY, AT(p));
-                }
-                push(s, 0);
-                p++;
-                NEXT(S_VALUE_OR_CLOSE, value_or_close);
             case 't':
                 if (WATCHED()) {
-                    watch_start(s, T_TRUE, AT(p));
+                    (void)watch_start(s, depth, T_TRUE, AT(p));
                 }
-                if (end - p >= 4 && load4(p) == load4("true")) {
+                if (end - p >= 4 && cr_load4(p) == cr_load4("true")) {
                     p += 4;                  /* the whole literal is here */
                     VALUE_END(p);
                     NEXT(S_AFTER, after);
@@ -1014,9 +1109,9 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 break;
             case 'f':
                 if (WATCHED()) {
-                    watch_start(s, T_FALSE, AT(p));
+                    (void)watch_start(s, depth, T_FALSE, AT(p));
                 }
-                if (end - p >= 5 && load4(p + 1) == load4("alse")) {
+                if (end - p >= 5 && cr_load4(p + 1) == cr_load4("alse")) {
                     p += 5;
                     VALUE_END(p);
                     NEXT(S_AFTER, after);
@@ -1027,9 +1122,9 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 break;
             case 'n':
                 if (WATCHED()) {
-                    watch_start(s, T_NULL, AT(p));
+                    (void)watch_start(s, depth, T_NULL, AT(p));
                 }
-                if (end - p >= 4 && load4(p) == load4("null")) {
+                if (end - p >= 4 && cr_load4(p) == cr_load4("null")) {
                     p += 4;
                     VALUE_END(p);
                     NEXT(S_AFTER, after);
@@ -1040,7 +1135,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
                 break;
             case '-':
                 if (WATCHED()) {
-                    watch_start(s, T_NUMBER, AT(p));
+                    (void)watch_start(s, depth, T_NUMBER, AT(p));
                 }
                 num_reset(s);
                 s->num_neg = 1;
@@ -1050,7 +1145,7 @@ int cr_body_scan(cr_body_scan_t *s, const char *data, apr_size_t len)
             default:
                 if (c >= '0' && c <= '9') {
                     if (WATCHED()) {
-                        watch_start(s, T_NUMBER, AT(p));
+                        (void)watch_start(s, depth, T_NUMBER, AT(p));
                     }
                     num_reset(s);
                     goto num_minus;      /* the digit is read there */
@@ -1206,15 +1301,22 @@ out:
         s->pos += (apr_off_t)len;
     }
     s->state = st;
+    s->depth = depth;
+    s->stack_top = win;
+    s->capture = capture;
+    s->kind = kind;
     return st == S_ERROR;
 #undef AT
 #undef FAIL
 #undef WATCHED
 #undef VALUE_END
 #undef CLOSE
-#undef NAME_OPEN
+#undef PUSH
+#undef POP
+#undef CUR_OBJECT
 #undef NEXT
 #undef WS_OR_FAIL
+#undef AFTER_NAME
 }
 
 cr_body_status_e cr_body_scan_finish(apr_pool_t *p, cr_body_scan_t *s,
@@ -1355,9 +1457,9 @@ int cr_body_content_type_is_json(const char *content_type)
         static const unsigned char fold[8] = {
             0x20, 0x20, 0x20, 0, 0x20, 0x20, 0x20, 0x20
         };
-        if ((load8(content_type) | APR_UINT64_C(0x2020202020202020))
-            == load8("applicat")
-            && (load8(content_type + 8) | load8(fold)) == load8("ion/json")) {
+        if ((cr_load8(content_type) | APR_UINT64_C(0x2020202020202020))
+            == cr_load8("applicat")
+            && (cr_load8(content_type + 8) | cr_load8(fold)) == cr_load8("ion/json")) {
             return 1;
         }
     }

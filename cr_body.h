@@ -81,21 +81,30 @@ typedef struct {
 /* The scanner's state; its fields are private to cr_body.c.  Constant
  * size (about 600 bytes): put it on the stack. */
 typedef struct {
+    /* First, what cr_body_scan_init clears (read before it is written): */
     apr_off_t pos;                 /* bytes consumed before this piece */
+    apr_uint64_t stack_top;        /* the bit stack's innermost 64 levels */
     int state, kind;               /* lexer state; string kind */
     unsigned int depth;            /* open containers */
-    int cur_object;                /* innermost container is an object */
     int top;                       /* 0 no value yet, 1 object, 2 other */
     int role1, role2;              /* watched member at depth 1 / 2 */
     int seen;                      /* decided members seen (bits) */
     int so_object;                 /* stream_options' value is an object */
-    /* strings */
     int capture;                   /* 0, or where decoded text goes */
+    int model_state;               /* 0 none, 1 string, 2 not a string,
+                                    * 3 too long */
+    int stream;                    /* results */
+    int stream_options, include_usage;
+    cr_body_status_e err;          /* the first error */
+    /* The rest is written before it is read (not cleared): */
+    const char *err_what;
+    apr_off_t err_at;
+    apr_off_t object_end;
+    apr_off_t so_start, so_end, iu_start, iu_end;
+    /* strings */
     apr_size_t cap_len;
     int cap_over;
     apr_size_t model_len;
-    int model_state;               /* 0 none, 1 string, 2 not a string,
-                                    * 3 too long */
     int utf8_need;
     unsigned int utf8_lo, utf8_hi, utf8_cp;
     int hex_left;
@@ -107,16 +116,6 @@ typedef struct {
     apr_uint64_t num_int;
     apr_int64_t num_digits, num_lead, num_sigcount, num_exp;
     int num_cmp, num_eneg;
-    /* results */
-    int stream;
-    apr_off_t object_end;
-    int stream_options, include_usage;
-    apr_off_t so_start, so_end, iu_start, iu_end;
-    /* the first error */
-    cr_body_status_e err;
-    const char *err_what;
-    apr_off_t err_at;
-    /* Last, not cleared by cr_body_scan_init (written before read): */
     unsigned char in_object[CR_BODY_MAX_DEPTH / 8];
     char name[16];
     char model[CR_BODY_MAX_MODEL_LEN + 1];

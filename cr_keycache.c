@@ -99,7 +99,9 @@ struct cr_keycache_t {
 static void cache_lock(cr_keycache_t *cache)
 {
 #if APR_HAS_THREADS
-    apr_thread_mutex_lock(cache->mutex);
+    if (cache->mutex) {
+        apr_thread_mutex_lock(cache->mutex);
+    }
 #else
     (void)cache;
 #endif
@@ -108,7 +110,9 @@ static void cache_lock(cr_keycache_t *cache)
 static void cache_unlock(cr_keycache_t *cache)
 {
 #if APR_HAS_THREADS
-    apr_thread_mutex_unlock(cache->mutex);
+    if (cache->mutex) {
+        apr_thread_mutex_unlock(cache->mutex);
+    }
 #else
     (void)cache;
 #endif
@@ -138,7 +142,7 @@ static apr_status_t cache_cleanup(void *data)
 
 apr_status_t cr_keycache_create(apr_pool_t *p, const char *spec,
                                 int entries, apr_interval_time_t settle,
-                                cr_keycache_t **cache)
+                                int threads, cr_keycache_t **cache)
 {
     cr_keycache_t *c = apr_pcalloc(p, sizeof(*c));
     const char *type, *path;
@@ -166,11 +170,18 @@ apr_status_t cr_keycache_create(apr_pool_t *p, const char *spec,
         }
         c->nslots = entries;
 #if APR_HAS_THREADS
-        rv = apr_thread_mutex_create(&c->mutex, APR_THREAD_MUTEX_DEFAULT, p);
-        if (rv != APR_SUCCESS) {
-            free(c->slots);
-            return rv;
+        /* A lock only where two threads can meet (a prefork child has
+         * one, and its lookups then take none). */
+        if (threads > 1) {
+            rv = apr_thread_mutex_create(&c->mutex, APR_THREAD_MUTEX_DEFAULT,
+                                         p);
+            if (rv != APR_SUCCESS) {
+                free(c->slots);
+                return rv;
+            }
         }
+#else
+        (void)threads;
 #endif
         apr_pool_cleanup_register(p, c, cache_cleanup,
                                   apr_pool_cleanup_null);

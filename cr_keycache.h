@@ -48,12 +48,14 @@ typedef enum {
 
 /* A cache of at most `entries` records of the store `spec` (0: no cache,
  * every lookup reads the store; such a cache cannot fail to be made).
- * Thread safe; allocate it per process (child_init): it is not shared
+ * Thread safe when `threads` (the most threads that use it at once) is
+ * more than 1, with a mutex; with 1 (a prefork child, the CLI) it takes
+ * no lock.  Allocate it per process (child_init): it is not shared
  * between processes, and its tags' secret is drawn here
  * (apr_generate_random_bytes; its failure is this call's). */
 apr_status_t cr_keycache_create(apr_pool_t *p, const char *spec,
                                 int entries, apr_interval_time_t settle,
-                                cr_keycache_t **cache);
+                                int threads, cr_keycache_t **cache);
 
 /* The record of the presented key `key` (NUL-ended), as cr_key_hash +
  * cr_store_open + cr_store_fetch_by_hash + cr_store_close would give it,

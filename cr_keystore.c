@@ -131,17 +131,18 @@ static const cr_keystore_ops_t dbm_ops = {
 
 apr_status_t cr_keystore_dbm_create(apr_pool_t *p, const char *spec,
                                     int entries, apr_interval_time_t settle,
-                                    cr_keystore_t **ks)
+                                    int threads, cr_keystore_t **ks)
 {
     dbm_backend_t *b = apr_pcalloc(p, sizeof(*b));
     cr_keystore_t *k = apr_pcalloc(p, sizeof(*k));
     apr_status_t rv;
 
     b->spec = apr_pstrdup(p, spec);
-    rv = cr_keycache_create(p, spec, entries, settle, &b->cache);
+    rv = cr_keycache_create(p, spec, entries, settle, threads,
+                            &b->cache);
     if (rv != APR_SUCCESS) {
         /* A cache of no records cannot fail to be made. */
-        (void)cr_keycache_create(p, spec, 0, 0, &b->cache);
+        (void)cr_keycache_create(p, spec, 0, 0, 1, &b->cache);
     }
     k->ops = &dbm_ops;
     k->name = b->spec;

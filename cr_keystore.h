@@ -69,10 +69,12 @@ struct cr_keystore_t {
 };
 
 /* A DBM store "TYPE:PATH" with a per-process record cache of `entries`
- * records (0: none).  Allocate it per process (child_init, or the CLI). */
+ * records (0: none) used by at most `threads` threads at once (see
+ * cr_keycache_create).  Allocate it per process (child_init, or the
+ * CLI). */
 apr_status_t cr_keystore_dbm_create(apr_pool_t *p, const char *spec,
                                     int entries, apr_interval_time_t settle,
-                                    cr_keystore_t **ks);
+                                    int threads, cr_keystore_t **ks);
 
 cr_keystore_result_e cr_keystore_lookup(cr_keystore_t *ks, void *req,
                                         apr_pool_t *p, const char *key,

@@ -13,6 +13,7 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 
+#include "cr_num.h"
 #include "cr_time.h"
 
 /* Latest time cr_time_format_rfc3339() can write with a four-digit year. */
@@ -230,26 +231,6 @@ apr_status_t cr_time_parse_expires(const char *s, apr_time_t now,
     return APR_SUCCESS;
 }
 
-/* Append the decimal digits of v (>= 0) and then unit at out; returns
- * the end. */
-static char *put_count(char *out, apr_int64_t v, const char *unit)
-{
-    char digits[24];
-    int n = 0;
-
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    while (n > 0) {
-        *out++ = digits[--n];
-    }
-    while (*unit) {
-        *out++ = *unit++;
-    }
-    return out;
-}
-
 apr_size_t cr_time_put_duration(char *buf, apr_interval_time_t d)
 {
     apr_int64_t secs, h, m;
@@ -282,12 +263,15 @@ apr_size_t cr_time_put_duration(char *buf, apr_interval_time_t d)
     secs %= 60;
     /* h has at most 16 digits (an apr_interval_time_t in seconds). */
     if (h > 0) {
-        out = put_count(out, h, "h");
+        out = cr_num_put_uint64(out, (apr_uint64_t)h);
+        *out++ = 'h';
     }
     if (h > 0 || m > 0) {
-        out = put_count(out, m, "m");
+        out = cr_num_put_uint64(out, (apr_uint64_t)m);
+        *out++ = 'm';
     }
-    out = put_count(out, secs, "s");
+    out = cr_num_put_uint64(out, (apr_uint64_t)secs);
+    *out++ = 's';
     *out = '\0';
     return (apr_size_t)(out - buf);
 }

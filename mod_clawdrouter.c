@@ -27,6 +27,7 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "ap_mpm.h"
 #include "util_filter.h"
 #include "mod_proxy.h"
 
@@ -192,14 +193,8 @@ static int check_key(request_rec *r, cr_request_ctx *ctx,
                           apr_psprintf(r->pool, "Invalid API key: %s.",
                                        cr_cred_mask(r->pool, key)));
     case CR_KEYSTORE_UNAVAILABLE:
-        if (cr_keystore_dbd_log_unavailable(r, sconf->keystore, errbuf)) {
-            /* the dbd store's line, at most one per interval */
-            return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE,
-                                         NULL);
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0102)
-                      "key store %s cannot be read: %s",
-                      sconf->keystore->name, errbuf);
+        /* one line per interval, whichever the store */
+        cr_keystore_log_unavailable(r, sconf->keystore, rv, errbuf);
         return cr_request_send_error(r, ctx, CR_ERR_KEY_STORE_UNAVAILABLE, NULL);
     default:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0103)
@@ -363,6 +358,10 @@ static int clawdrouter_fixups(request_rec *r)
     }
 
     /* Step 7: hand over to mod_proxy, as mod_rewrite's [P] does. */
+    /* http:// and https:// (not balancer://, whose members may be AJP or
+     * FastCGI, which copy a read into a buffer of the size they asked):
+     * mod_proxy_http, which takes the whole body at once. */
+    ctx->replay_whole = (ctx->upstream->url[0] | 0x20) == 'h';
     ap_add_input_filter_handle(body_replay_filter_handle, body, r,
                                r->connection);
     /* Replacing what the client sent, if it sent it. */
@@ -861,7 +860,14 @@ static void key_store_child_init(apr_pool_t *p, server_rec *main_server)
                   ? main_conf->key_cache_entries
                   : CR_KEYCACHE_DEFAULT_ENTRIES;
     apr_hash_t *by_store = apr_hash_make(p);
+    int threads = 1;
     server_rec *s;
+
+    /* The record cache locks only when this child has threads. */
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
+        || threads < 1) {
+        threads = 1;
+    }
 
     for (s = main_server; s; s = s->next) {
         cr_server_conf *sconf = ap_get_module_config(s->module_config,
@@ -881,7 +887,7 @@ static void key_store_child_init(apr_pool_t *p, server_rec *main_server)
         }
         else if (!ks) {
             rv = cr_keystore_dbm_create(p, sconf->key_store, entries,
-                                        CR_KEYCACHE_SETTLE, &ks);
+                                        CR_KEYCACHE_SETTLE, threads, &ks);
             if (rv != APR_SUCCESS) {
                 /* A store without a record cache, which reads the store
                  * for every lookup. */

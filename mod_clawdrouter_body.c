@@ -21,6 +21,7 @@
 #include "mod_clawdrouter_body.h"
 #include "mod_clawdrouter_request.h"
 #include "cr_body.h"
+#include "cr_load.h"
 #include "cr_multipart.h"
 
 /* How much the body reader asks for at a time. */
@@ -250,6 +251,7 @@ apr_status_t cr_body_replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                   apr_off_t readbytes)
 {
     apr_bucket_brigade *kept = f->ctx;
+    const cr_request_ctx *rctx;
     apr_bucket *e;
     apr_status_t rv;
 
@@ -263,7 +265,11 @@ apr_status_t cr_body_replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                     f->c->bucket_alloc));
         return APR_SUCCESS;
     }
-    if (mode == AP_MODE_EXHAUSTIVE) {
+    rctx = cr_ctx_get(f->r);       /* (none after an internal redirect) */
+    if (mode == AP_MODE_EXHAUSTIVE
+        || (mode == AP_MODE_READBYTES && rctx && rctx->replay_whole)) {
+        /* All of it (see mod_clawdrouter_body.h): it is in memory already,
+         * and only mod_proxy_http reads it here, which takes any amount. */
         int eos = APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(kept));
         APR_BRIGADE_CONCAT(bb, kept);
         if (!eos) {
@@ -360,21 +366,6 @@ static int multipart_verdict(request_rec *r, cr_request_ctx *ctx,
     return OK;
 }
 
-/* Unaligned loads, to compare a header name a word at a time. */
-static APR_INLINE apr_uint64_t load8(const char *p)
-{
-    apr_uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static APR_INLINE apr_uint32_t load4(const char *p)
-{
-    apr_uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 /* Content-Length and Content-Type, in one pass over the request's
  * headers: for each, what apr_table_get answers (the first entry of that
  * name, in any case).  A name is compared a word at a time once its
@@ -405,20 +396,20 @@ static void body_headers(const request_rec *r, const char **clen,
         }
         n = strlen(k);
         if ((n != 14 && n != 12)
-            || (load8(k) | load8(fold_content)) != load8("content-")) {
+            || (cr_load8(k) | cr_load8(fold_content)) != cr_load8("content-")) {
             continue;
         }
         if (n == 14) {
             if (*clen != NULL
-                || (load8(k + 6) | load8(fold_t_length))
-                   != load8("t-length")) {
+                || (cr_load8(k + 6) | cr_load8(fold_t_length))
+                   != cr_load8("t-length")) {
                 continue;
             }
             *clen = e[i].val;
         }
         else {
             if (*ctype != NULL
-                || (load4(k + 8) | 0x20202020u) != load4("type")) {
+                || (cr_load4(k + 8) | 0x20202020u) != cr_load4("type")) {
                 continue;
             }
             *ctype = e[i].val;

@@ -20,7 +20,12 @@
 int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                           apr_off_t limit, apr_bucket_brigade **body);
 
-/* The input filter (f->ctx is the kept brigade). */
+/* The input filter (f->ctx is the kept brigade).  For an http:// or
+ * https:// upstream (ctx->replay_whole) a read gives the whole body and
+ * its EOS at once: mod_proxy_http, which prefetches 16 KiB, then sees the
+ * body's end and its length and sends it from memory (Content-Length)
+ * instead of spooling what is beyond 16 KiB to a temporary file to learn
+ * its length, as it does for a body that another input filter replays. */
 apr_status_t cr_body_replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                    ap_input_mode_t mode,
                                    apr_read_type_e block,

@@ -25,7 +25,7 @@
  * one away) a fresh one comes from ap_dbd_open.  No connection twice in a
  * row, or a dead one that cannot be reconnected: the database is down,
  * 500 key_store_unavailable, nothing forwarded, and one error-log line per
- * CR_KEYSTORE_DBD_LOG_INTERVAL per child.
+ * CR_KEYSTORE_LOG_INTERVAL per child.
  */
 
 #include "httpd.h"
@@ -502,22 +502,30 @@ int cr_keystore_is_dbd(const cr_keystore_t *ks)
     return ks != NULL && ks->ops == &dbd_ops;
 }
 
-int cr_keystore_dbd_log_unavailable(request_rec *r, const cr_keystore_t *ks,
-                                    const char *reason)
+void cr_keystore_log_unavailable(request_rec *r, const cr_keystore_t *ks,
+                                 apr_status_t rv, const char *reason)
 {
-    if (!cr_keystore_is_dbd(ks)) {
-        return 0;
+    if (!reason || !*reason) {
+        reason = "(no reason)";
     }
     if (!cr_time_once_per(&last_unavailable_log,
                           (apr_uint32_t)apr_time_sec(apr_time_now()),
-                          CR_KEYSTORE_DBD_LOG_INTERVAL)) {
-        return 1;             /* logged in this interval already */
+                          CR_KEYSTORE_LOG_INTERVAL)) {
+        return;               /* logged in this interval already */
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CRLOGNO(0904)
-                  "key store dbd cannot be read: %s; gateway requests are "
-                  "refused with 500 key_store_unavailable (next such "
-                  "message of this process in %d s at the earliest)",
-                  reason && *reason ? reason : "(no reason)",
-                  CR_KEYSTORE_DBD_LOG_INTERVAL);
-    return 1;
+    if (cr_keystore_is_dbd(ks)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0904)
+                      "key store dbd cannot be read: %s; gateway requests "
+                      "are refused with 500 key_store_unavailable (next "
+                      "such message of this process in %d s at the "
+                      "earliest)", reason, CR_KEYSTORE_LOG_INTERVAL);
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CRLOGNO(0102)
+                      "key store %s cannot be read: %s; gateway requests "
+                      "are refused with 500 key_store_unavailable (next "
+                      "such message of this process in %d s at the "
+                      "earliest)", ks->name, reason,
+                      CR_KEYSTORE_LOG_INTERVAL);
+    }
 }

@@ -20,9 +20,9 @@
 /* The value of ClawdRouterKeyStore that selects this store. */
 #define CR_KEYSTORE_DBD_SPEC "dbd"
 
-/* Log at most one line per this many seconds per child while the
- * database cannot be reached. */
-#define CR_KEYSTORE_DBD_LOG_INTERVAL 10
+/* Log at most one line per this many seconds per child while the key
+ * store cannot be read. */
+#define CR_KEYSTORE_LOG_INTERVAL 10
 
 /* ClawdRouterKeyStore dbd in cmd's server: find mod_dbd's functions and
  * register the statements with ap_dbd_prepare.  An error message when
@@ -40,10 +40,11 @@ cr_keystore_t *cr_keystore_dbd_create(apr_pool_t *p);
 /* Is ks the dbd store? */
 int cr_keystore_is_dbd(const cr_keystore_t *ks);
 
-/* The request path's message for a dbd store that cannot be read: at most
- * one line per CR_KEYSTORE_DBD_LOG_INTERVAL per child.  Returns 0 (and
- * logs nothing) when ks is not the dbd store. */
-int cr_keystore_dbd_log_unavailable(request_rec *r, const cr_keystore_t *ks,
-                                    const char *reason);
+/* The request path's message for a key store that cannot be read (rv and
+ * reason: the lookup's status and one-line error), whichever the store:
+ * at most one line per CR_KEYSTORE_LOG_INTERVAL per child, since a store
+ * that is down fails every request and a line each would flood the log. */
+void cr_keystore_log_unavailable(request_rec *r, const cr_keystore_t *ks,
+                                 apr_status_t rv, const char *reason);
 
 #endif /* MOD_CLAWDROUTER_KEYSTORE_H */

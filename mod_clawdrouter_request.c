@@ -15,6 +15,7 @@
 #include "mod_clawdrouter.h"
 #include "mod_clawdrouter_request.h"
 #include "cr_error.h"
+#include "cr_num.h"
 #include "cr_reqid.h"
 #include "cr_time.h"
 
@@ -52,56 +53,6 @@ void cr_request_identify(request_rec *r, cr_request_ctx *ctx)
     ctx->client_x_request_id = x_request_id != NULL;
 }
 
-char *cr_request_put_int64(char *out, apr_int64_t v)
-{
-    static const char pairs[] =
-        "00010203040506070809101112131415161718192021222324252627282930"
-        "31323334353637383940414243444546474849505152535455565758596061"
-        "62636465666768697071727374757677787980818283848586878889909192"
-        "93949596979899";
-    char digits[20], *d = digits + sizeof(digits);
-    apr_uint64_t u = (apr_uint64_t)v;
-    apr_uint32_t w;
-    apr_size_t n;
-
-    if (v < 0) {
-        *out++ = '-';
-        u = 0 - u;
-    }
-    /* From the last digit back, two at a time; in 32 bits once it fits
-     * (the usual case from the start: a cheaper division). */
-    while (u > APR_UINT32_MAX) {
-        apr_uint64_t q = u / 100;
-        apr_size_t two = (apr_size_t)(u - q * 100) * 2;
-
-        d -= 2;
-        d[0] = pairs[two];
-        d[1] = pairs[two + 1];
-        u = q;
-    }
-    w = (apr_uint32_t)u;
-    while (w >= 100) {
-        apr_uint32_t q = w / 100;
-        apr_size_t two = (apr_size_t)(w - q * 100) * 2;
-
-        d -= 2;
-        d[0] = pairs[two];
-        d[1] = pairs[two + 1];
-        w = q;
-    }
-    if (w >= 10) {
-        d -= 2;
-        d[0] = pairs[w * 2];
-        d[1] = pairs[w * 2 + 1];
-    }
-    else {
-        *--d = (char)('0' + w);
-    }
-    n = (apr_size_t)(digits + sizeof(digits) - d);
-    memcpy(out, d, n);
-    return out + n;
-}
-
 /* Rate-limit headers of SPEC sections 5 and 11, in the protocol's style:
  * the three values written on the stack, then copied in one piece. */
 void cr_request_set_limit_headers(request_rec *r, cr_request_ctx *ctx,
@@ -127,14 +78,14 @@ void cr_request_set_limit_headers(request_rec *r, cr_request_ctx *ctx,
      * when err_headers_out had nothing but the gateway's own headers, the
      * names are not there yet. */
     int absent = ctx->err_headers_ours;
-    char text[2 * 21 + CR_TIME_RFC3339_SIZE + CR_TIME_DURATION_SIZE];
+    char text[2 * (CR_NUM_TEXT_MAX + 1) + CR_TIME_RFC3339_SIZE + CR_TIME_DURATION_SIZE];
     char *end, *value;
     apr_size_t remaining_at, reset_at, reset_len;
 
-    end = cr_request_put_int64(text, limit);
+    end = cr_num_put_int64(text, limit);
     *end++ = '\0';
     remaining_at = (apr_size_t)(end - text);
-    end = cr_request_put_int64(end, remaining);
+    end = cr_num_put_int64(end, remaining);
     *end++ = '\0';
     reset_at = (apr_size_t)(end - text);
     if (anthropic) {

@@ -58,6 +58,9 @@ typedef struct {
     int tokens_counted;               /* charge the response's usage */
     int token_headers;                /* token rate-limit headers were set */
     int body_read;                    /* the body was read to its end */
+    /* The replay filter gives mod_proxy_http the whole body at its first
+     * read (cr_body_replay_filter says why). */
+    int replay_whole;
     /* For the metrics (mod_clawdrouter_metrics.c). */
     apr_time_t forwarded_at;          /* handed to mod_proxy */
     apr_time_t first_byte_at;         /* the response's first brigade */
@@ -93,10 +96,6 @@ void cr_request_set_limit_headers(request_rec *r, cr_request_ctx *ctx,
                                   int tokens, apr_int64_t limit,
                                   apr_int64_t remaining,
                                   apr_interval_time_t reset);
-
-/* The decimal text of v at out (at most 20 characters, no NUL); returns
- * its end. */
-char *cr_request_put_int64(char *out, apr_int64_t v);
 
 /* apr_table_addn when the caller knows that the name is absent from t
  * (apr_table_setn would compare it with every name of the same first

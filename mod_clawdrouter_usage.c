@@ -33,6 +33,7 @@
 #include "mod_clawdrouter_request.h"
 #include "mod_clawdrouter_tokens.h"
 #include "mod_clawdrouter_usage.h"
+#include "cr_num.h"
 #include "cr_usage.h"
 
 #ifdef APLOG_USE_MODULE
@@ -59,40 +60,6 @@ struct cr_usage_filter_t {
     apr_int64_t dropped;          /* events taken out */
 };
 
-/* Room for the decimal text of an apr_int64_t and its NUL. */
-#define CR_COUNT_TEXT 21
-
-/* The decimal text of v (as apr_off_t_toa writes it), ending just before
- * end: returns its first byte.  Two digits a division. */
-static char *count_text(char *end, apr_int64_t v)
-{
-    static const char pairs[] =
-        "00010203040506070809101112131415161718192021222324252627282930313233"
-        "34353637383940414243444546474849505152535455565758596061626364656667"
-        "6869707172737475767778798081828384858687888990919293949596979899";
-    apr_uint64_t n = v < 0 ? 0 - (apr_uint64_t)v : (apr_uint64_t)v;
-    char *p = end;
-
-    *--p = '\0';
-    while (n >= 100) {
-        unsigned int two = (unsigned int)(n % 100);
-        n /= 100;
-        *--p = pairs[2 * two + 1];
-        *--p = pairs[2 * two];
-    }
-    if (n >= 10) {
-        *--p = pairs[2 * n + 1];
-        *--p = pairs[2 * n];
-    }
-    else {
-        *--p = (char)('0' + n);
-    }
-    if (v < 0) {
-        *--p = '-';
-    }
-    return p;
-}
-
 /* Settle the counts (once): context, environment, and a log line when
  * there are none. */
 void cr_usage_finish(request_rec *r, cr_request_ctx *ctx)
@@ -117,14 +84,19 @@ void cr_usage_finish(request_rec *r, cr_request_ctx *ctx)
          * variable already there (they share apr_table's checksum).  The
          * three numbers are written into one allocation. */
         {
-            char *text = apr_palloc(r->pool, 3 * CR_COUNT_TEXT);
+            char *text = apr_palloc(r->pool, 3 * (CR_NUM_TEXT_MAX + 1));
+            char *end;
 
-            apr_table_addn(r->subprocess_env, CR_ENV_INPUT_TOKENS,
-                           count_text(text + CR_COUNT_TEXT, in));
-            apr_table_addn(r->subprocess_env, CR_ENV_OUTPUT_TOKENS,
-                           count_text(text + 2 * CR_COUNT_TEXT, out));
-            apr_table_addn(r->subprocess_env, CR_ENV_TOTAL_TOKENS,
-                           count_text(text + 3 * CR_COUNT_TEXT, in + out));
+            end = cr_num_put_int64(text, in);
+            *end++ = '\0';
+            apr_table_addn(r->subprocess_env, CR_ENV_INPUT_TOKENS, text);
+            text = end;
+            end = cr_num_put_int64(text, out);
+            *end++ = '\0';
+            apr_table_addn(r->subprocess_env, CR_ENV_OUTPUT_TOKENS, text);
+            text = end;
+            *cr_num_put_int64(text, in + out) = '\0';
+            apr_table_addn(r->subprocess_env, CR_ENV_TOTAL_TOKENS, text);
         }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CRLOGNO(0701)
                       "usage of the response: %" APR_INT64_T_FMT " input, %"

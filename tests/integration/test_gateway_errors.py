@@ -3,6 +3,7 @@
 JSON error of the protocol and nothing reaches the upstream."""
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -272,13 +273,25 @@ def test_key_store_unusable_fails_closed(gateway, make_gateway, upstream,
         # (as root the children run as www-data: mode 0 keeps them out)
         for f in gw.store_files():
             os.chmod(f, 0)
-    for protocol in PROTOCOLS:
-        r = call(gw, protocol, k)
-        assert_error(r, "key_store_unavailable", protocol)
-        assert k not in r.text
+    for _ in range(6):
+        for protocol in PROTOCOLS:
+            r = call(gw, protocol, k)
+            assert_error(r, "key_store_unavailable", protocol)
+            assert k not in r.text
     assert upstream.requests == []
     # the refusal was logged (tagged), never with the key
-    assert "CR010" in gw.error_log_text()
+    text = gw.error_log_text()
+    assert "CR010" in text
+    assert k not in text
+    # a store that is down fails every request: one CR0102 line per child
+    # per 10 s, not one per request (the twelve came within seconds)
+    per_pid = {}
+    for line in text.splitlines():
+        if "CR0102" in line:
+            m = re.search(r"\[pid (\d+)", line)
+            assert m, line
+            per_pid[m.group(1)] = per_pid.get(m.group(1), 0) + 1
+    assert all(n == 1 for n in per_pid.values()), per_pid
 
 
 # ---- 502 / 504 ----------------------------------------------------------

@@ -25,6 +25,7 @@
 #include "cr_error.h"
 #include "cr_reqid.h"
 #include "cr_route.h"
+#include "cr_num.h"
 #include "cr_time.h"
 
 static apr_pool_t *pool;
@@ -1181,6 +1182,49 @@ START_TEST(route_find_prepared)
 }
 END_TEST
 
+/* The decimal text of cr_num.h is what "%" APR_UINT64_T_FMT writes: every
+ * number below 2,000,000, each power of ten and its neighbours (where the
+ * digit count changes), the 32-bit boundary and the ends of both types. */
+START_TEST(num_put_matches_printf)
+{
+    static const apr_int64_t signed_cases[] = {
+        APR_INT64_MIN, APR_INT64_MIN + 1, -1234567890123LL, -100, -1, 0, 1,
+        APR_INT64_MAX - 1, APR_INT64_MAX
+    };
+    char got[CR_NUM_TEXT_MAX + 1], want[32];
+    apr_uint64_t u, p;
+    int k, d;
+    apr_size_t i;
+
+    for (u = 0; u < 2000000; u++) {
+        *cr_num_put_uint64(got, u) = '\0';
+        apr_snprintf(want, sizeof(want), "%" APR_UINT64_T_FMT, u);
+        ck_assert_str_eq(got, want);
+    }
+    for (k = 0, p = 1; k < 20; k++, p *= 10) {
+        for (d = -2; d <= 2; d++) {
+            u = p + (apr_uint64_t)(apr_int64_t)d;
+            *cr_num_put_uint64(got, u) = '\0';
+            apr_snprintf(want, sizeof(want), "%" APR_UINT64_T_FMT, u);
+            ck_assert_str_eq(got, want);
+        }
+    }
+    for (u = APR_UINT32_MAX - 2; u <= (apr_uint64_t)APR_UINT32_MAX + 2; u++) {
+        *cr_num_put_uint64(got, u) = '\0';
+        apr_snprintf(want, sizeof(want), "%" APR_UINT64_T_FMT, u);
+        ck_assert_str_eq(got, want);
+    }
+    *cr_num_put_uint64(got, APR_UINT64_MAX) = '\0';
+    ck_assert_str_eq(got, "18446744073709551615");
+    for (i = 0; i < sizeof(signed_cases) / sizeof(signed_cases[0]); i++) {
+        *cr_num_put_int64(got, signed_cases[i]) = '\0';
+        apr_snprintf(want, sizeof(want), "%" APR_INT64_T_FMT,
+                     signed_cases[i]);
+        ck_assert_str_eq(got, want);
+    }
+}
+END_TEST
+
 /* The buffer forms of the rate-limit headers' times (the pool forms are
  * tested in test_keys.c). */
 START_TEST(time_put_duration_and_rfc3339)
@@ -2019,6 +2063,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, route_find_first_match_and_protocol);
     tcase_add_test(tc, route_find_bracket_glob_and_empty);
     tcase_add_test(tc, route_find_prepared);
+    tcase_add_test(tc, num_put_matches_printf);
     tcase_add_test(tc, time_put_duration_and_rfc3339);
     tcase_add_test(tc, route_credential_literal_and_env);
     tcase_add_test(tc, route_credential_file);

@@ -1322,7 +1322,7 @@ START_TEST(keycache_hit_same_record)
     cr_keycache_stats_t st;
     int hit = -1, i;
 
-    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, 4, &cache),
                      APR_SUCCESS);
     apr_sleep(TEST_WAIT);
     ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
@@ -1366,7 +1366,7 @@ START_TEST(keycache_unsettled_not_cached)
 
     (void)new_key(spec, "fresh", "*", &key);
     ck_assert_int_eq(cr_keycache_create(pool, spec, 64,
-                                        apr_time_from_sec(60), &cache),
+                                        apr_time_from_sec(60), 1, &cache),
                      APR_SUCCESS);
     for (i = 0; i < 3; i++) {
         ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
@@ -1393,7 +1393,7 @@ START_TEST(keycache_changes_seen_at_once)
     cr_keycache_stats_t st;
     int hit;
 
-    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, 4, &cache),
                      APR_SUCCESS);
     apr_sleep(TEST_WAIT);
     ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
@@ -1492,7 +1492,7 @@ START_TEST(keycache_store_replaced)
                      APR_SUCCESS);
     copy_store(dir, "keys", "revoked-copy");
     copy_store(dir, "active-copy", "keys");   /* active again */
-    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, 4, &cache),
                      APR_SUCCESS);
     apr_sleep(TEST_WAIT);
     ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
@@ -1547,7 +1547,7 @@ START_TEST(keycache_misses_and_errors)
     int hit, i, round;
 
     /* no store yet: an open failure, with a reason */
-    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, &cache),
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 64, TEST_SETTLE, 4, &cache),
                      APR_SUCCESS);
     ck_assert_int_eq(cr_keycache_lookup(cache, pool, "x",
                                         &rec, &hit, &rv, errbuf,
@@ -1566,7 +1566,7 @@ START_TEST(keycache_misses_and_errors)
         ck_assert_int_eq(hit, 0);
     }
     /* size 0: never a hit */
-    ck_assert_int_eq(cr_keycache_create(pool, spec, 0, TEST_SETTLE, &off),
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 0, TEST_SETTLE, 1, &off),
                      APR_SUCCESS);
     for (i = 0; i < 2; i++) {
         ck_assert_int_eq(cached(off, keys[0], &rec, &hit),
@@ -1574,7 +1574,7 @@ START_TEST(keycache_misses_and_errors)
         ck_assert_int_eq(hit, 0);
     }
     /* two slots for eight keys: whatever is answered is the right record */
-    ck_assert_int_eq(cr_keycache_create(pool, spec, 2, TEST_SETTLE, &tiny),
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 2, TEST_SETTLE, 1, &tiny),
                      APR_SUCCESS);
     for (round = 0; round < 3; round++) {
         for (i = 0; i < 8; i++) {
@@ -1585,7 +1585,7 @@ START_TEST(keycache_misses_and_errors)
     }
     cr_keycache_stats(tiny, &st);
     ck_assert_int_eq(st.hits + st.reads, 24);
-    ck_assert_int_eq(cr_keycache_create(pool, spec, -1, TEST_SETTLE, &tiny),
+    ck_assert_int_eq(cr_keycache_create(pool, spec, -1, TEST_SETTLE, 1, &tiny),
                      APR_EINVAL);
 
     /* the store removed: an open failure again, not a stale answer */
@@ -1613,7 +1613,7 @@ START_TEST(keycache_same_slot_other_key)
 
     near_a[strlen(near_a) - 1] = near_a[strlen(near_a) - 1] == 'a' ? 'b'
                                                                    : 'a';
-    ck_assert_int_eq(cr_keycache_create(pool, spec, 1, TEST_SETTLE, &one),
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 1, TEST_SETTLE, 1, &one),
                      APR_SUCCESS);
     apr_sleep(TEST_WAIT);
     ck_assert_int_eq(cached(one, key_a, &rec, &hit), CR_KEYCACHE_FOUND);
@@ -1668,7 +1668,7 @@ START_TEST(keycache_hit_record_is_a_copy)
     cr_keycache_t *cache;
     int hit, i;
 
-    ck_assert_int_eq(cr_keycache_create(pool, spec, 16, TEST_SETTLE, &cache),
+    ck_assert_int_eq(cr_keycache_create(pool, spec, 16, TEST_SETTLE, 4, &cache),
                      APR_SUCCESS);
     apr_sleep(TEST_WAIT);
     ck_assert_int_eq(cached(cache, key, &rec, &hit), CR_KEYCACHE_FOUND);
