@@ -82,6 +82,29 @@ enum {
 #define CR_HOT_INLINE APR_INLINE
 #endif
 
+/* A usage field's count that lies whole in the piece, as it most often
+ * does: its digits from first (the count's first digit), at most
+ * NUM_MAX_DIGITS of them, and a ',' or '}' after them.  Where that ',' or
+ * '}' is, with the count in *num; NULL when it is not so (the count is
+ * then read digit by digit, across pieces). */
+static CR_HOT_INLINE const char *count_in_place(const char *first,
+                                                const char *end,
+                                                apr_int64_t *num)
+{
+    const char *d = first + 1;
+    apr_int64_t n = *first - '0';
+
+    while (d < end && *d >= '0' && *d <= '9'
+           && d - first < NUM_MAX_DIGITS) {
+        n = n * 10 + (*d++ - '0');
+    }
+    if (d < end && (*d == ',' || *d == '}')) {
+        *num = n;
+        return d;
+    }
+    return NULL;
+}
+
 /* Is level d an object (bit d of objbits; levels past 63 never are)? */
 #define IS_OBJECT(bits, d) ((d) >= 1 && (d) < 64 && (((bits) >> (d)) & 1))
 
@@ -904,16 +927,10 @@ name_start:
                         && key < CR_USAGE_F__COUNT) {
                         if (depth == usage_depth
                             && *p >= '0' && *p <= '9') {
-                            /* A usage field's count.  Most often its
-                             * digits and a ',' or '}': read here. */
-                            const char *d = p + 1;
+                            /* A usage field's count. */
+                            const char *d = count_in_place(p, end, &num);
 
-                            num = *p - '0';
-                            while (d < end && *d >= '0' && *d <= '9'
-                                   && d - p < NUM_MAX_DIGITS) {
-                                num = num * 10 + (*d++ - '0');
-                            }
-                            if (d < end && (*d == ',' || *d == '}')) {
+                            if (d) {
                                 u->pending[key] = num;
                                 u->pending_set[key] = 1;
                                 p = d;
@@ -1087,16 +1104,10 @@ close:
                 if (depth == usage_depth
                     && (c == '-' || (c >= '0' && c <= '9'))) {
                     if (c != '-') {
-                        /* Most often its digits and a ',' or '}': read
-                         * here. */
-                        const char *d = p;
+                        /* c, its first digit, was at p - 1 */
+                        const char *d = count_in_place(p - 1, end, &num);
 
-                        num = c - '0';
-                        while (d < end && *d >= '0' && *d <= '9'
-                               && d - p < NUM_MAX_DIGITS - 1) {
-                            num = num * 10 + (*d++ - '0');
-                        }
-                        if (d < end && (*d == ',' || *d == '}')) {
+                        if (d) {
                             u->pending[key] = num;
                             u->pending_set[key] = 1;
                             p = d;
