@@ -84,12 +84,12 @@ enum {
 
 /* A usage field's count that lies whole in the piece, as it most often
  * does: its digits from first (the count's first digit), at most
- * NUM_MAX_DIGITS of them, and a ',' or '}' after them.  Where that ',' or
- * '}' is, with the count in *num; NULL when it is not so (the count is
- * then read digit by digit, across pieces). */
-static CR_HOT_INLINE const char *count_in_place(const char *first,
-                                                const char *end,
-                                                apr_int64_t *num)
+ * NUM_MAX_DIGITS of them, and a ',' or '}' after them.  Then the count is
+ * field key's pending value and *p is where that ',' or '}' is; 0 when it
+ * is not so (the count is then read digit by digit, across pieces). */
+static CR_HOT_INLINE int count_in_place(cr_usage_t *u, int key,
+                                        const char *first, const char *end,
+                                        const char **p)
 {
     const char *d = first + 1;
     apr_int64_t n = *first - '0';
@@ -99,10 +99,12 @@ static CR_HOT_INLINE const char *count_in_place(const char *first,
         n = n * 10 + (*d++ - '0');
     }
     if (d < end && (*d == ',' || *d == '}')) {
-        *num = n;
-        return d;
+        u->pending[key] = n;
+        u->pending_set[key] = 1;
+        *p = d;
+        return 1;
     }
-    return NULL;
+    return 0;
 }
 
 /* Is level d an object (bit d of objbits; levels past 63 never are)? */
@@ -928,12 +930,7 @@ name_start:
                         if (depth == usage_depth
                             && *p >= '0' && *p <= '9') {
                             /* A usage field's count. */
-                            const char *d = count_in_place(p, end, &num);
-
-                            if (d) {
-                                u->pending[key] = num;
-                                u->pending_set[key] = 1;
-                                p = d;
+                            if (count_in_place(u, key, p, end, &p)) {
                                 goto after_value;
                             }
                             /* Else as the default case below starts
@@ -1103,16 +1100,10 @@ close:
                 && key < CR_USAGE_F__COUNT) {
                 if (depth == usage_depth
                     && (c == '-' || (c >= '0' && c <= '9'))) {
-                    if (c != '-') {
-                        /* c, its first digit, was at p - 1 */
-                        const char *d = count_in_place(p - 1, end, &num);
-
-                        if (d) {
-                            u->pending[key] = num;
-                            u->pending_set[key] = 1;
-                            p = d;
-                            goto after_value;
-                        }
+                    /* c, its first digit, was at p - 1 */
+                    if (c != '-'
+                        && count_in_place(u, key, p - 1, end, &p)) {
+                        goto after_value;
                     }
                     u->field_idx = key;
                     if (c == '-') {
