@@ -307,14 +307,13 @@ static apr_status_t shm_child_init(apr_pool_t *p, server_rec *s)
     return table ? APR_SUCCESS : APR_EINIT;
 }
 
-/* One decision: no lock; the clock is read once, just before. */
+/* One decision: no lock; the clock is read after the key's state. */
 static apr_status_t shm_take(request_rec *r, const char *key_id,
                              apr_uint64_t key_fnv, apr_int64_t rpm,
                              cr_rate_result_t *result)
 {
     int evicted = 0;
-    apr_status_t rv = cr_ratetable_take_fnv(table, key_fnv, rpm,
-                                            apr_time_now(), result,
+    apr_status_t rv = cr_ratetable_take_now(table, key_fnv, rpm, result,
                                             &evicted);
 
     if (rv != APR_SUCCESS) {

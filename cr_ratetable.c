@@ -22,6 +22,8 @@
  */
 #include <string.h>
 
+#include <apr_time.h>
+
 #include "cr_ratetable.h"
 
 #define TABLE_MAGIC   0x43525432u          /* "CRT2" */
@@ -200,9 +202,11 @@ apr_status_t cr_ratetable_take(cr_ratetable_t *t, const char *key_id,
                                  evicted);
 }
 
-apr_status_t cr_ratetable_take_fnv(cr_ratetable_t *t, apr_uint64_t key_fnv,
-                                   apr_int64_t rpm, apr_time_t now,
-                                   cr_rate_result_t *result, int *evicted)
+/* One decision at now, or (read_clock) at the time read after the state
+ * is loaded. */
+static apr_status_t take(cr_ratetable_t *t, apr_uint64_t key_fnv,
+                         apr_int64_t rpm, apr_time_t now, int read_clock,
+                         cr_rate_result_t *result, int *evicted)
 {
     apr_uint64_t h = key_hash(key_fnv);
     int attempt;
@@ -221,6 +225,9 @@ apr_status_t cr_ratetable_take_fnv(cr_ratetable_t *t, apr_uint64_t key_fnv,
         }
         word = LOAD(&e->state);
         rpm_word = LOAD(&e->rpm);
+        if (read_clock) {
+            now = apr_time_now();
+        }
         unpack(t, word, rpm_word, rpm, &st);
         cr_rate_take(&st, rpm, now, result);
         next = pack(t, &st);
@@ -239,4 +246,18 @@ apr_status_t cr_ratetable_take_fnv(cr_ratetable_t *t, apr_uint64_t key_fnv,
         }
     }
     return APR_EAGAIN;
+}
+
+apr_status_t cr_ratetable_take_fnv(cr_ratetable_t *t, apr_uint64_t key_fnv,
+                                   apr_int64_t rpm, apr_time_t now,
+                                   cr_rate_result_t *result, int *evicted)
+{
+    return take(t, key_fnv, rpm, now, 0, result, evicted);
+}
+
+apr_status_t cr_ratetable_take_now(cr_ratetable_t *t, apr_uint64_t key_fnv,
+                                   apr_int64_t rpm, cr_rate_result_t *result,
+                                   int *evicted)
+{
+    return take(t, key_fnv, rpm, 0, 1, result, evicted);
 }

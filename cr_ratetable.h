@@ -60,6 +60,16 @@ apr_status_t cr_ratetable_take_fnv(cr_ratetable_t *t, apr_uint64_t key_fnv,
                                    apr_int64_t rpm, apr_time_t now,
                                    cr_rate_result_t *result, int *evicted);
 
+/* The same at the current time (apr_time_now), read after the key's
+ * state is loaded (again on each retry): a decision then never uses a
+ * time older than the one of the decision whose state it continues, so
+ * the remaining counts of a burst go down one by one, without two alike
+ * (a clock read before the load could be older than another thread's
+ * that committed in between). */
+apr_status_t cr_ratetable_take_now(cr_ratetable_t *t, apr_uint64_t key_fnv,
+                                   apr_int64_t rpm, cr_rate_result_t *result,
+                                   int *evicted);
+
 /* Keys that gave way to another since the table was made. */
 apr_uint64_t cr_ratetable_evictions(const cr_ratetable_t *t);
 

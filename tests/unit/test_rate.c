@@ -466,6 +466,82 @@ static void *hammer(void *p)
     return NULL;
 }
 
+/* Bursts at the real clock (cr_ratetable_take_now, as the module takes
+ * them): threads race on a fresh key of 6 rpm, 3 tries each; exactly 6
+ * are admitted and their remaining counts are 5 .. 0, none twice, in
+ * every one of many rounds. */
+#define BURST_THREADS 8
+#define BURST_TRIES   3
+#define BURST_RPM     6
+
+typedef struct {
+    cr_ratetable_t *t;
+    apr_uint64_t fnv;
+    pthread_barrier_t *start;
+    int remaining[BURST_TRIES];
+    int admitted;
+} burst_arg;
+
+static void *burst_thread(void *p)
+{
+    burst_arg *a = p;
+    cr_rate_result_t res;
+    int i, evicted;
+
+    pthread_barrier_wait(a->start);
+    for (i = 0; i < BURST_TRIES; i++) {
+        ck_assert_int_eq(cr_ratetable_take_now(a->t, a->fnv, BURST_RPM, &res,
+                                               &evicted), APR_SUCCESS);
+        if (res.allowed) {
+            a->remaining[a->admitted++] = (int)res.remaining;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_table_burst_remaining_counts_down)
+{
+    apr_size_t size = cr_ratetable_size(256);
+    cr_ratetable_t *t = cr_ratetable_init(malloc(size), 256, apr_time_now());
+    pthread_t th[BURST_THREADS];
+    burst_arg args[BURST_THREADS];
+    pthread_barrier_t start;
+    int round, i, j;
+
+    for (round = 0; round < 200; round++) {
+        char id[32];
+        int seen[BURST_RPM] = { 0 }, admitted = 0;
+
+        snprintf(id, sizeof(id), "key_burst_%d", round);
+        ck_assert_int_eq(pthread_barrier_init(&start, NULL, BURST_THREADS), 0);
+        for (i = 0; i < BURST_THREADS; i++) {
+            memset(&args[i], 0, sizeof(args[i]));
+            args[i].t = t;
+            args[i].fnv = cr_rate_id_fnv(id);
+            args[i].start = &start;
+            ck_assert_int_eq(pthread_create(&th[i], NULL, burst_thread,
+                                            &args[i]), 0);
+        }
+        for (i = 0; i < BURST_THREADS; i++) {
+            pthread_join(th[i], NULL);
+            for (j = 0; j < args[i].admitted; j++) {
+                ck_assert_int_ge(args[i].remaining[j], 0);
+                ck_assert_int_lt(args[i].remaining[j], BURST_RPM);
+                seen[args[i].remaining[j]]++;
+            }
+            admitted += args[i].admitted;
+        }
+        pthread_barrier_destroy(&start);
+        ck_assert_int_eq(admitted, BURST_RPM);
+        for (j = 0; j < BURST_RPM; j++) {
+            ck_assert_msg(seen[j] == 1, "round %d: remaining %d reported "
+                          "%d times", round, j, seen[j]);
+        }
+    }
+    free(t);
+}
+END_TEST
+
 START_TEST(test_table_threads_exact)
 {
     apr_size_t size = cr_ratetable_size(64);
@@ -625,6 +701,7 @@ int main(void)
     tcase_add_test(table, test_table_burst_and_keys_apart);
     tcase_add_test(table, test_table_full_gives_way);
     tcase_add_test(table, test_table_threads_exact);
+    tcase_add_test(table, test_table_burst_remaining_counts_down);
     tcase_add_test(table, test_table_threads_exact_one_key);
     tcase_add_test(table, test_table_processes_exact);
     tcase_add_test(table, test_table_survives_sigkill);
