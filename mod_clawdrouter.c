@@ -358,10 +358,6 @@ static int clawdrouter_fixups(request_rec *r)
     }
 
     /* Step 7: hand over to mod_proxy, as mod_rewrite's [P] does. */
-    /* http:// and https:// (not balancer://, whose members may be AJP or
-     * FastCGI, which copy a read into a buffer of the size they asked):
-     * mod_proxy_http, which takes the whole body at once. */
-    ctx->replay_whole = (ctx->upstream->url[0] | 0x20) == 'h';
     ap_add_input_filter_handle(body_replay_filter_handle, body, r,
                                r->connection);
     /* Replacing what the client sent, if it sent it. */

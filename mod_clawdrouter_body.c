@@ -266,8 +266,13 @@ apr_status_t cr_body_replay_filter(ap_filter_t *f, apr_bucket_brigade *bb,
         return APR_SUCCESS;
     }
     rctx = cr_ctx_get(f->r);       /* (none after an internal redirect) */
+    /* An upstream URL is http://, https:// or balancer://.  Only
+     * mod_proxy_http takes the whole body at once: a balancer's members
+     * may be AJP or FastCGI, which copy a read into a buffer of the size
+     * they asked for. */
     if (mode == AP_MODE_EXHAUSTIVE
-        || (mode == AP_MODE_READBYTES && rctx && rctx->replay_whole)) {
+        || (mode == AP_MODE_READBYTES && rctx && rctx->upstream
+            && (rctx->upstream->url[0] | 0x20) == 'h')) {
         /* All of it (see mod_clawdrouter_body.h): it is in memory already,
          * and only mod_proxy_http reads it here, which takes any amount. */
         int eos = APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(kept));

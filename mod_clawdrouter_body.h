@@ -21,7 +21,7 @@ int cr_body_check_request(request_rec *r, cr_request_ctx *ctx,
                           apr_off_t limit, apr_bucket_brigade **body);
 
 /* The input filter (f->ctx is the kept brigade).  For an http:// or
- * https:// upstream (ctx->replay_whole) a read gives the whole body and
+ * https:// upstream a read gives the whole body and
  * its EOS at once: mod_proxy_http, which prefetches 16 KiB, then sees the
  * body's end and its length and sends it from memory (Content-Length)
  * instead of spooling what is beyond 16 KiB to a temporary file to learn

@@ -58,9 +58,6 @@ typedef struct {
     int tokens_counted;               /* charge the response's usage */
     int token_headers;                /* token rate-limit headers were set */
     int body_read;                    /* the body was read to its end */
-    /* The replay filter gives mod_proxy_http the whole body at its first
-     * read (cr_body_replay_filter says why). */
-    int replay_whole;
     /* For the metrics (mod_clawdrouter_metrics.c). */
     apr_time_t forwarded_at;          /* handed to mod_proxy */
     apr_time_t first_byte_at;         /* the response's first brigade */
